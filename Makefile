@@ -1,0 +1,56 @@
+# The two commands of the README:  `make demo` (main job) and `make test` (tests).
+# Both create .venv on first use and install everything from this repository's files.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP_DEPS  := .stamp-deps
+STAMP_BUILD := .stamp-build
+NATIVE_SRC  := $(shell find csrc -type f 2>/dev/null) CMakeLists.txt pyproject.toml
+
+.PHONY: all install demo test test-py test-cpp test-sanitize bench clean
+
+all: install
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Third-party packages. torch is pinned to the CPU wheel that lies on disk here.
+$(STAMP_DEPS): $(PY) requirements-dev.txt
+	$(PIP) install --upgrade --quiet pip
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -r requirements-dev.txt
+	touch $@
+
+# The package itself, editable, with its native extension (rebuilt when csrc/ changes).
+$(STAMP_BUILD): $(STAMP_DEPS) $(NATIVE_SRC)
+	$(PIP) install --quiet --no-build-isolation --no-deps -e .
+	touch $@
+
+install: $(STAMP_BUILD)
+
+demo: install
+	$(PY) -m bnnkit demo
+
+test: test-py test-cpp
+
+test-py: install
+	$(PY) -m pytest -q
+
+# C++ tests of the core library (no Python), built with CMake/ctest.
+test-cpp: install
+	$(VENV)/bin/cmake -S . -B build/cpp-tests -G Ninja -DBNNKIT_BUILD_TESTS=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
+	$(VENV)/bin/cmake --build build/cpp-tests
+	cd build/cpp-tests && ../../$(VENV)/bin/ctest --output-on-failure
+
+# The same C++ tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-sanitize: install
+	$(VENV)/bin/cmake -S . -B build/cpp-asan -G Ninja -DBNNKIT_BUILD_TESTS=ON -DBNNKIT_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	$(VENV)/bin/cmake --build build/cpp-asan
+	cd build/cpp-asan && ../../$(VENV)/bin/ctest --output-on-failure
+
+bench: install
+	$(PY) -m bnnkit bench
+
+clean:
+	rm -rf build $(STAMP_BUILD) $(STAMP_DEPS)
