@@ -12,10 +12,10 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY_SUBMODULES = frozenset(
-    {"bits", "quantizers", "nn", "optim", "models", "analysis", "runtime", "format", "cli"}
+    {"bits", "quantizers", "nn", "optim", "models", "analysis", "runtime", "format", "converter", "kernels", "data", "train", "cli"}
 )
 # Functions re-exported at the top level: name -> (module, attribute).
-_LAZY_FUNCTIONS = {"summary": ("analysis", "summary")}
+_LAZY_FUNCTIONS = {"summary": ("analysis", "summary"), "convert": ("converter", "convert")}
 
 
 def __getattr__(name: str):
