@@ -6,9 +6,12 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP_DEPS  := .stamp-deps
 STAMP_BUILD := .stamp-build
+STAMP_DATA  := .stamp-data
+FMNIST_DIR  := /usr/share/datasets/fashion-mnist
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NATIVE_SRC  := $(shell find csrc -type f 2>/dev/null) CMakeLists.txt pyproject.toml
 
-.PHONY: all install demo test test-py test-cpp test-sanitize bench clean
+.PHONY: all install data demo test test-py test-cpp test-sanitize bench clean
 
 all: install
 
@@ -29,12 +32,23 @@ $(STAMP_BUILD): $(STAMP_DEPS) $(NATIVE_SRC)
 
 install: $(STAMP_BUILD)
 
-demo: install
+# The demo's data set ships offline as a Debian package (Fashion-MNIST, 60k/10k, IDX).
+$(STAMP_DATA):
+	@if [ ! -d $(FMNIST_DIR) ]; then \
+	  echo "installing Debian's dataset-fashion-mnist"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	fi
+	touch $@
+
+data: $(STAMP_DATA)
+
+demo: install data
 	$(PY) -m bnnkit demo
 
 test: test-py test-cpp
 
-test-py: install
+test-py: install data
 	$(PY) -m pytest -q
 
 # C++ tests of the core library (no Python), built with CMake/ctest.
@@ -53,4 +67,4 @@ bench: install
 	$(PY) -m bnnkit bench
 
 clean:
-	rm -rf build $(STAMP_BUILD) $(STAMP_DEPS)
+	rm -rf build $(STAMP_BUILD) $(STAMP_DEPS) $(STAMP_DATA)

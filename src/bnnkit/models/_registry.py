@@ -41,6 +41,7 @@ def create(name: str, num_classes: int = 1000, input_size: int = 224, **kwargs):
         close = difflib.get_close_matches(name, list(_MODELS), n=5, cutoff=0.4)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise KeyError(f"unknown model {name!r}{hint} (known: {', '.join(list_models())})")
-    if int(num_classes) < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    return _MODELS[name](num_classes=int(num_classes), input_size=int(input_size), **kwargs)
+    for arg, value in (("num_classes", num_classes), ("input_size", input_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: {arg} must be an integer >= 1, got {value!r}")
+    return _MODELS[name](num_classes=num_classes, input_size=input_size, **kwargs)

@@ -1,0 +1,160 @@
+"""The ``bnnkit`` command: ``bnnkit summary | train | bench | demo``.
+
+Every sub-command is a small function registered in ``_COMMANDS``; user mistakes (a bad
+name, a missing file) print one line on stderr and exit 2, without a traceback unless
+``--debug`` is given. Heavy imports (torch) happen inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """A mistake the user can fix (bad name, missing file); printed without a traceback."""
+
+
+def _add_summary(sub) -> None:
+    p = sub.add_parser("summary", help="cost analysis of a zoo model: parameters, memory, MACs, ACE, energy")
+    p.add_argument("model", help="a zoo model name (see `bnnkit summary --list`)", nargs="?")
+    p.add_argument("--input-size", type=int, default=224, help="square input size (default 224)")
+    p.add_argument("--num-classes", type=int, default=1000, help="classes of the head (default 1000)")
+    p.add_argument("--in-channels", type=int, default=3, help="input channels (default 3)")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of the table")
+    p.add_argument("--list", action="store_true", help="list the zoo's model names and exit")
+    p.set_defaults(func=_cmd_summary)
+
+
+def _cmd_summary(args) -> int:
+    from bnnkit import analysis, models
+
+    if args.list or not args.model:
+        print("\n".join(models.list_models()))
+        return 0
+    profile = analysis.summary_for_model_name(
+        args.model, args.input_size, args.num_classes, in_channels=args.in_channels)
+    print(profile.to_json() if args.json else profile.render())
+    return 0
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="the main job: train a small binary net, summarise, evaluate")
+    p.add_argument("--out", default="reports/demo", help="report folder (default reports/demo)")
+    p.add_argument("--quick", action="store_true", help="a much shorter run (smoke test)")
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args) -> int:
+    from bnnkit import demo
+
+    return demo.run(out_dir=args.out, quick=args.quick)
+
+
+def _add_train(sub) -> None:
+    """Every plain field of TrainConfig becomes a flag (``bop_gamma`` -> ``--bop-gamma``)."""
+    import dataclasses
+
+    from bnnkit.train import TrainConfig
+
+    p = sub.add_parser(
+        "train", help="train a zoo model (Bop + Adam by default); works under torchrun",
+        description="Train a zoo model. Under `torchrun --nproc_per_node=N -m bnnkit train ...` "
+                    "it runs data-parallel (DDP). Options are the fields of bnnkit.train.TrainConfig.")
+    for f in dataclasses.fields(TrainConfig):
+        if f.default is dataclasses.MISSING:  # dict/list fields: Python API only
+            continue
+        default = f.default
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        elif isinstance(default, (int, float, str)) or default is None:
+            kind = type(default) if default is not None else _optional_type(f.type)
+            p.add_argument(flag, type=kind, default=default, help=f"(default: {default})")
+    p.set_defaults(func=_cmd_train)
+
+
+def _optional_type(annotation) -> Callable:
+    text = str(annotation)
+    return int if "int" in text else float if "float" in text else str
+
+
+def _cmd_train(args) -> int:
+    from bnnkit.train import TrainConfig, train
+
+    fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
+    result = train(TrainConfig(**fields))
+    print(f"test accuracy {100 * result.test_acc:.2f} % after {result.epochs_completed} epochs"
+          + (f"; checkpoint {result.checkpoint}" if result.checkpoint else ""))
+    return 0
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate a checkpoint written by `bnnkit train` on a data set")
+    p.add_argument("checkpoint", help="path of a .pt checkpoint (e.g. OUT_DIR/best.pt)")
+    p.add_argument("--dataset", help="data set name or path (default: the one it was trained on)")
+    p.add_argument("--batch-size", type=int, default=1000)
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(args) -> int:
+    from bnnkit import data
+    from bnnkit.train import checkpoint_meta, evaluate, load_model
+
+    meta = checkpoint_meta(args.checkpoint)
+    model = load_model(args.checkpoint)
+    dataset = data.load_dataset(args.dataset or meta["dataset"], "test")
+    metrics = evaluate(model, dataset, batch_size=args.batch_size)
+    print(f"{args.checkpoint}: test accuracy {100 * metrics['acc']:.2f} % "
+          f"(loss {metrics['loss']:.4f}, {metrics['count']} images)")
+    return 0
+
+
+_COMMANDS: tuple[Callable, ...] = (_add_summary, _add_train, _add_eval, _add_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bnnkit",
+        description="Train, analyse and deploy binarized neural networks.",
+        epilog="Run `bnnkit COMMAND --help` for the options of one command.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in _COMMANDS:
+        add(sub)
+    return parser
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that are the user's to fix: printed as one line, no traceback."""
+    errors: list[type[BaseException]] = [UserError, FileNotFoundError, KeyError, ValueError]
+    try:
+        from bnnkit.train import CheckpointError
+    except ImportError:  # training extra (torch) not installed
+        pass
+    else:
+        errors.append(CheckpointError)
+    return tuple(errors)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except _user_errors() as e:
+        if args.debug:
+            raise
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"bnnkit {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"bnnkit {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""The `bnnkit` command: exit codes, one-line errors, machine-readable output, the demo."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bnnkit import cli
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "bnnkit", *args], capture_output=True, text=True)
+
+
+def test_summary_json_has_the_totals(capsys):
+    assert cli.main(["summary", "quicknet_tiny", "--input-size", "28", "--num-classes", "10",
+                     "--in-channels", "1", "--json"]) == 0
+    profile = json.loads(capsys.readouterr().out)
+    assert profile["name"] == "quicknet_tiny"
+    assert profile["input_shape"] == [1, 1, 28, 28]
+    totals = profile["totals"]
+    assert totals["macs_by_precision"]["1"] > 0
+    assert totals["params"] == totals["trainable_params"] + totals["non_trainable_params"]
+
+
+def test_unknown_model_is_one_line_on_stderr_and_exit_2():
+    result = run_cli("summary", "quiknet")
+    assert result.returncode == cli.EXIT_USAGE
+    assert result.stderr.startswith("bnnkit summary: error: unknown model 'quiknet'")
+    assert "did you mean quicknet" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback():
+    result = run_cli("--debug", "summary", "quiknet")
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_missing_checkpoint_is_a_user_error():
+    result = run_cli("eval", "/no/such/checkpoint.pt")
+    assert result.returncode == cli.EXIT_USAGE
+    assert "does not exist" in result.stderr
+
+
+def test_train_flags_come_from_the_config():
+    parser = cli.build_parser()
+    args = parser.parse_args(["train", "--bop-gamma", "0.001", "--no-augment", "--epochs", "3"])
+    assert (args.bop_gamma, args.augment, args.epochs) == (0.001, False, 3)
+
+
+@pytest.mark.slow
+def test_quick_demo_writes_a_report(tmp_path):
+    from bnnkit import data
+
+    try:
+        data.load_dataset("fashion_mnist", "test")
+    except data.DatasetNotFoundError as e:
+        pytest.fail(f"the demo's data set must be installed by `make`: {e}")
+    assert cli.main(["demo", "--quick", "--out", str(tmp_path)]) == 0
+    report = (tmp_path / "report.md").read_text()
+    assert "Test accuracy (PyTorch eval)" in report
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert len(history) == 1 and 0.0 <= history[0]["test_acc"] <= 1.0

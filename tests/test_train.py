@@ -1,0 +1,211 @@
+"""bnnkit.train: the case optimizer trains, exact resume, checkpoints, schedules, KD, two-step."""
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bnnkit import data
+from bnnkit.models.quicknet import QuickNet
+from bnnkit.train import (CheckpointError, TrainConfig, checkpoint, evaluate, kd_loss,
+                          load_checkpoint, load_weights, save_atomic, schedules, train)
+
+FASHION = data.DEBIAN_DATA_DIR / "fashion-mnist" / "train-images-idx3-ubyte.gz"
+
+
+def tiny(num_classes=4, filters=(8, 16), in_channels=1):
+    """A QuickNet-style net: float stem, binary 3x3 blocks, float transition and head."""
+    torch.manual_seed(0)
+    return QuickNet((1, 1), filters, num_classes=num_classes, in_channels=in_channels)
+
+
+def cfg(**kw):
+    base = dict(model=tiny(), dataset="synthetic", epochs=2, batch_size=64, progress=False,
+                lr=1e-2, bop_gamma=1e-3, bop_threshold=1e-6, plots=False, augment=False)
+    return TrainConfig(**{**base, **kw})
+
+
+def binary_weights(model):
+    from bnnkit.optim import split_parameters
+
+    return split_parameters(model)[0]
+
+
+# --------------------------------------------------------------------------- training
+def test_case_optimizer_trains_a_tiny_binary_net():
+    result = train(cfg(epochs=3))
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]
+    # Chance is 0.25; test accuracy lags (batch-norm running statistics after 24 steps).
+    assert result.history[-1]["train_acc"] > 0.95 and result.test_acc > 0.45
+    weights = binary_weights(result.model)
+    assert len(weights) == 2 and all(bool((w.abs() == 1).all()) for w in weights)  # Bop: +-1
+    assert 0 < result.history[0]["flip_ratio"] < 0.5
+
+
+def test_adam_keeps_latent_weights_clipped():
+    result = train(cfg(optimizer="adam", epochs=1, lr=0.5))
+    for w in binary_weights(result.model):
+        assert float(w.detach().abs().max()) <= 1.25 and float(w.detach().abs().max()) > 1.0  # clip 1.25 reached
+
+
+def test_metrics_files_and_checkpoint_contents(tmp_path):
+    result = train(cfg(out_dir=str(tmp_path), bop_decay_every=1))
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,phase,step,lr,train_loss,train_acc,test_loss,test_acc")
+    assert len(rows) == 3
+    assert json.loads((tmp_path / "metrics.json").read_text())[1]["step"] == 16
+    ck = load_checkpoint(tmp_path / "last.pt")
+    assert (ck["epoch"], ck["batch"], ck["global_step"]) == (2, 0, 16)
+    assert ck["meta"]["num_classes"] == 4 and ck["config"]["optimizer"] == "bop+adam"
+    gammas = [g["gamma"] for g in ck["optimizer"]["optimizers"][0]["param_groups"]]
+    assert gammas == [pytest.approx(1e-4)]  # step 15 is in epoch 2: 1e-3 * 0.1
+    assert (tmp_path / "best.pt").is_file() and (tmp_path / "config.json").is_file()
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert result.checkpoint == tmp_path / "last.pt"
+
+
+def test_evaluate_counts_correct_predictions():
+    model = tiny().eval()
+    ds = data.synthetic(40, image_size=16)
+    x, y = next(iter(data.BatchLoader(ds, 40)))
+    with torch.no_grad():
+        logits = model(x)
+    out = evaluate(model, ds, batch_size=7)
+    assert out["count"] == 40
+    assert out["acc"] == pytest.approx(float((logits.argmax(1) == y).float().mean()))
+    assert out["loss"] == pytest.approx(float(F.cross_entropy(logits, y)), rel=1e-5)
+
+
+# --------------------------------------------------------------------------- exact resume
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("opts,stop", [({"optimizer": "bop+adam"}, 11),
+                                       ({"optimizer": "adam", "two_step": True, "epochs": 3}, 5),
+                                       ({"optimizer": "bop+sgd", "label_smoothing": 0.1}, 8)])
+def test_resume_mid_run_is_bit_identical(tmp_path, opts, stop):
+    full = train(cfg(out_dir=str(tmp_path / "a"), **opts))
+    part = train(cfg(out_dir=str(tmp_path / "b"), max_steps=stop, **opts))
+    assert part.stopped_early and part.global_step == stop
+    ck = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert (ck["epoch"], ck["batch"]) == divmod(stop, 8)
+    resumed = train(cfg(model=tiny(), out_dir=str(tmp_path / "b"), resume=True, **opts))
+    assert not resumed.stopped_early and resumed.global_step == full.global_step
+    a, b = _state(full.model), _state(resumed.model)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    for ha, hb in zip(full.history, resumed.history):
+        assert ha["train_loss"] == hb["train_loss"] and ha["test_acc"] == hb["test_acc"]
+
+
+# --------------------------------------------------------------------------- checkpoints
+def test_checkpoint_architecture_mismatch_lists_keys(tmp_path):
+    train(cfg(out_dir=str(tmp_path), epochs=1))
+    with pytest.raises(CheckpointError, match=r"does not match.*shape mismatches \[.*stem"):
+        load_weights(tiny(filters=(16, 16)), tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match=r"missing keys \[.*unexpected keys"):
+        load_weights(torch.nn.Sequential(torch.nn.Linear(2, 2)), tmp_path / "last.pt")
+
+
+def test_corrupt_and_foreign_checkpoints(tmp_path):
+    path = tmp_path / "c.pt"
+    save_atomic({"format": checkpoint.FORMAT, "version": 1, "x": torch.ones(1000)}, path)
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(CheckpointError, match="c.pt is corrupt"):
+        load_checkpoint(path)
+    torch.save({"weights": torch.ones(2)}, tmp_path / "f.pt")
+    with pytest.raises(CheckpointError, match="not a bnnkit checkpoint"):
+        load_checkpoint(tmp_path / "f.pt")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "nothing.pt")
+
+
+def test_atomic_save_keeps_old_file_when_writing_fails(tmp_path, monkeypatch):
+    path = save_atomic({"format": checkpoint.FORMAT, "version": 1, "v": torch.zeros(3)},
+                       tmp_path / "k.pt")
+
+    def broken(obj, f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken)
+    with pytest.raises(OSError, match="disk full"):
+        save_atomic({"v": torch.ones(3)}, path)
+    monkeypatch.undo()
+    assert torch.equal(load_checkpoint(path)["v"], torch.zeros(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.pt"]
+
+
+def test_rng_state_roundtrip_through_weights_only(tmp_path):
+    import random
+
+    import numpy as np
+
+    torch.manual_seed(1), np.random.seed(2), random.seed(3)
+    save_atomic({"format": checkpoint.FORMAT, "version": 1, "rng": checkpoint.rng_state()},
+                tmp_path / "r.pt")
+    expect = (torch.rand(3), np.random.rand(3), random.random())
+    checkpoint.set_rng_state(load_checkpoint(tmp_path / "r.pt")["rng"])
+    assert torch.equal(torch.rand(3), expect[0])
+    assert np.array_equal(np.random.rand(3), expect[1]) and random.random() == expect[2]
+
+
+# --------------------------------------------------------------------------- schedules, losses
+def test_warmup_cosine_closed_form():
+    f = schedules.warmup_cosine(total=10, warmup=2, floor=0.1)
+    assert [f(0), f(1)] == [0.5, 1.0]
+    assert f(2) == pytest.approx(1.0) and f(10) == pytest.approx(0.1)
+    assert f(6) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    g = schedules.warmup_step(every=3, factor=0.1)
+    assert [g(0), g(2), g(3), g(6)] == [1.0, 1.0, pytest.approx(0.1), pytest.approx(0.01)]
+
+
+def test_kd_loss_formula():
+    s, t = torch.randn(5, 3), torch.randn(5, 3)
+    p = F.softmax(t / 2, 1)
+    manual = (p * (p.log() - F.log_softmax(s / 2, 1))).sum(1).mean() * 4
+    assert float(kd_loss(s, t, 2.0)) == pytest.approx(float(manual), rel=1e-5)
+    assert float(kd_loss(s, s, 3.0)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_distillation_from_a_teacher_module_trains():
+    teacher = train(cfg(optimizer="adam", epochs=2)).model
+    result = train(cfg(epochs=2, teacher=teacher, distill_alpha=0.5, model=tiny()))
+    assert result.history[-1]["train_acc"] > 0.9
+
+
+def test_two_step_strips_kernel_quantizers_in_phase_one(tmp_path):
+    seen = []
+    model = tiny()
+    conv = model.body[0].conv
+    hook = conv.register_forward_pre_hook(lambda m, _: seen.append(m.kernel_quantizer is None))
+    result = train(cfg(model=model, optimizer="bop+adam", two_step=True, epochs=2))
+    hook.remove()
+    assert [h["phase"] for h in result.history] == [1, 2]
+    train_calls = [s for s in seen]
+    assert train_calls[0] is True and train_calls[-1] is False  # eval of phase 2 is binary
+    assert conv.kernel_quantizer is not None
+    assert bool((conv.weight.abs() == 1).all())  # Bop binarized the step-1 latent weights
+
+
+# --------------------------------------------------------------------------- config
+def test_config_errors():
+    with pytest.raises(ValueError, match=r"optimizer must be one of \['bop\+adam'"):
+        TrainConfig(optimizer="lamb")
+    with pytest.raises(ValueError, match=r"unknown TrainConfig field\(s\) \['epochz'\]"):
+        TrainConfig.from_dict({"epochz": 3})
+    with pytest.raises(ValueError, match="resume=True needs out_dir"):
+        TrainConfig(resume=True)
+    with pytest.raises(ValueError, match="no binary weights"):
+        train(cfg(model=torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(256, 4)), epochs=1))
+
+
+@pytest.mark.skipif(not FASHION.is_file(), reason="apt-get install dataset-fashion-mnist")
+def test_fashion_mnist_slice_learns():
+    result = train(cfg(model=tiny(10, (16, 32)), dataset="fashion_mnist", train_subset=2048,
+                       test_subset=1000, epochs=2, optimizer="adam", lr=5e-3))
+    assert result.history[-1]["train_acc"] > 0.45 and result.test_acc > 0.3  # chance: 0.1
