@@ -113,7 +113,84 @@ def _cmd_eval(args) -> int:
     return 0
 
 
-_COMMANDS: tuple[Callable, ...] = (_add_summary, _add_train, _add_eval, _add_demo)
+def _add_convert(sub) -> None:
+    p = sub.add_parser("convert", help="convert a checkpoint or zoo model to a .bnn file")
+    p.add_argument("source", help="a checkpoint written by `bnnkit train` (.pt) or a zoo model name")
+    p.add_argument("-o", "--output", required=True, help="the .bnn file to write (atomically)")
+    p.add_argument("--input-size", type=int, help="zoo model: square input size (default 224)")
+    p.add_argument("--num-classes", type=int, default=1000, help="zoo model: classes (default 1000)")
+    p.add_argument("--in-channels", type=int, default=3, help="zoo model: input channels (default 3)")
+    p.add_argument("--float-weights", choices=("f32", "f16"), default="f32",
+                   help="storage of the float layers' weights (default f32)")
+    p.set_defaults(func=_cmd_convert)
+
+
+def _load_source(args):
+    """(model in eval mode, example input) from a checkpoint path or a zoo name."""
+    import os
+
+    import torch
+
+    from bnnkit import models
+
+    if os.path.splitext(args.source)[1] == ".pt" or os.path.exists(args.source):
+        from bnnkit.train import checkpoint_meta, load_model
+
+        meta = checkpoint_meta(args.source)
+        size, channels = meta["input_size"], meta["in_channels"]
+        model, name = load_model(args.source), meta.get("model_name") or "model"
+    else:
+        size, channels, name = args.input_size or 224, args.in_channels, args.source
+        model = models.create(name, num_classes=args.num_classes, input_size=size,
+                              in_channels=channels).eval()
+    return model.eval(), torch.zeros(1, channels, size, size), name
+
+
+def _cmd_convert(args) -> int:
+    import time
+
+    from bnnkit.converter import convert, size_report
+
+    model, example, name = _load_source(args)
+    start = time.perf_counter()
+    path = convert(model, example, output=args.output, float_weights=args.float_weights, model_name=name)
+    report = size_report(model, path)
+    print(f"wrote {path}: {report['file_bytes']:,} bytes ({report['ratio']:.1f}x smaller than the "
+          f"fp32 state_dict, {report['fp32_bytes']:,} bytes) in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="time a .bnn model on the native runtime (median of many runs)")
+    p.add_argument("model", help="a .bnn file")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default 1 2)")
+    p.add_argument("--runs", type=int, default=50, help="timed runs after warm-up (default 50)")
+    p.add_argument("--profile", action="store_true", help="print the per-op profile of the last run")
+    p.set_defaults(func=_cmd_bench)
+
+
+def _cmd_bench(args) -> int:
+    import numpy as np
+
+    from bnnkit import kernels
+    from bnnkit.runtime import Interpreter, median_latency
+
+    print(f"kernel path {kernels.active_path()}; CPU flags: {kernels.cpu_flags()}")
+    for threads in args.threads:
+        interp = Interpreter(args.model, num_threads=threads)
+        x = np.random.default_rng(0).standard_normal(interp.input_shapes[0]).astype(np.float32)
+        ms = 1e3 * median_latency(interp, x, runs=args.runs)
+        print(f"{args.model}: {threads} thread(s): median {ms:.3f} ms over {args.runs} runs")
+    if args.profile:
+        rows = sorted(interp.profile(), key=lambda e: -e.micros)
+        total = sum(e.micros for e in rows) or 1.0
+        print(f"{'op':<14} {'node':<32} {'kernel':<28} {'us':>9} {'share':>6}")
+        for e in rows:
+            print(f"{e.op:<14} {e.node[:32]:<32} {e.kernel[:28]:<28} {e.micros:9.1f} {100 * e.micros / total:5.1f}%")
+    return 0
+
+
+_COMMANDS: tuple[Callable, ...] = (_add_summary, _add_train, _add_eval, _add_convert, _add_bench, _add_demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,246 @@
+// Float ops on NHWC activations: conv2d (im2col + GEMM; depthwise direct), dense (GEMM),
+// max/avg pooling and global average pooling. Semantics: docs/format.md section 8.
+#include <algorithm>
+#include <limits>
+
+#include "runtime/ops.h"
+
+namespace bnnkit {
+namespace rt {
+namespace {
+
+using format::Op;
+
+struct ConvGeom {
+  std::int64_t n, h, w, c, o, g, cg, og, kh, kw;
+  format::Window win;
+};
+
+ConvGeom conv_geom(const OpArgs& a) {
+  const auto& x = a.desc(0).shape;
+  const auto& wt = a.desc(1).shape;
+  ConvGeom g{x[0], x[2], x[3], x[1], wt[0], a.attrs.i("groups"), wt[1], 0, wt[2], wt[3], {}};
+  g.og = g.o / g.g;
+  g.win = format::make_window(a.attrs, false, g.h, g.w, g.kh, g.kw);
+  return g;
+}
+
+// conv2d: out[n, oh, ow, o] = b[o] + sum_{ky,kx,ci} x[n, ih, iw, grp*Cg + ci] * w[o, ci, ky, kx]
+// with ih = oh*sh - pt + ky*dh, iw = ow*sw - pl + kx*dw (zero outside), grp = o / Og.
+class Conv2D : public OpImpl {
+ public:
+  explicit Conv2D(const OpArgs& a) : x_(a.in[0]), y_(a.out), s_(conv_geom(a)) {
+    const std::vector<float> w = constant_values(a.desc(1));  // (O, Cg, KH, KW)
+    bias_ = channel_vector(a, 2, s_.o, 0.0f);
+    depthwise_ = s_.cg == 1 && s_.og == 1;
+    const std::int64_t k = s_.kh * s_.kw * s_.cg;
+    packed_.assign(static_cast<std::size_t>(s_.g * k * s_.og), 0.0f);
+    // packed_[grp][(ky*KW + kx)*Cg + ci][oo] (depthwise: [(ky*KW + kx)][c])
+    for (std::int64_t o = 0; o < s_.o; ++o) {
+      const std::int64_t grp = o / s_.og, oo = o % s_.og;
+      for (std::int64_t ci = 0; ci < s_.cg; ++ci) {
+        for (std::int64_t t = 0; t < s_.kh * s_.kw; ++t) {
+          const float v = w[static_cast<std::size_t>((o * s_.cg + ci) * s_.kh * s_.kw + t)];
+          const std::int64_t dst = depthwise_ ? t * s_.o + o : (grp * k + t * s_.cg + ci) * s_.og + oo;
+          packed_[static_cast<std::size_t>(dst)] = v;
+        }
+      }
+    }
+    pointwise_ = s_.kh == 1 && s_.kw == 1 && s_.g == 1 && s_.win.sh == 1 && s_.win.sw == 1 &&
+                 s_.win.pt == 0 && s_.win.pl == 0 && s_.win.pb == 0 && s_.win.pr == 0;
+  }
+
+  std::string kernel() const override {
+    return std::string(depthwise_ ? "depthwise_direct" : pointwise_ ? "gemm_1x1" : "im2col_gemm") + "/" + sgemm_name();
+  }
+
+  void run(const RunContext& ctx) override {
+    const std::int64_t rows = s_.n * s_.win.out_h * s_.win.out_w;
+    const std::int64_t chunks = (rows + kChunk - 1) / kChunk;
+    parallel(ctx, chunks, [&](std::int64_t b, std::int64_t e) {
+      std::vector<float> scratch;
+      for (std::int64_t ch = b; ch < e; ++ch) {
+        const std::int64_t r0 = ch * kChunk, r1 = std::min(rows, r0 + kChunk);
+        depthwise_ ? run_depthwise(r0, r1) : run_gemm(r0, r1, scratch);
+      }
+    });
+  }
+
+ private:
+  static constexpr std::int64_t kChunk = 48;  // output pixels per task (a multiple of the GEMM's 6 rows)
+
+  // Input pixel (n, iy, ix) for output row r and tap t, or nullptr in the padding.
+  const float* tap(std::int64_t r, std::int64_t t) const {
+    const std::int64_t ow = r % s_.win.out_w, oh = (r / s_.win.out_w) % s_.win.out_h, n = r / (s_.win.out_w * s_.win.out_h);
+    const std::int64_t iy = oh * s_.win.sh - s_.win.pt + (t / s_.kw) * s_.win.dh;
+    const std::int64_t ix = ow * s_.win.sw - s_.win.pl + (t % s_.kw) * s_.win.dw;
+    if (iy < 0 || iy >= s_.h || ix < 0 || ix >= s_.w) return nullptr;
+    return x_->f() + ((n * s_.h + iy) * s_.w + ix) * s_.c;
+  }
+
+  void run_depthwise(std::int64_t r0, std::int64_t r1) const {
+    for (std::int64_t r = r0; r < r1; ++r) {
+      float* out = y_->f() + r * s_.o;
+      std::copy(bias_.begin(), bias_.end(), out);
+      for (std::int64_t t = 0; t < s_.kh * s_.kw; ++t) {
+        const float* in = tap(r, t);
+        if (!in) continue;
+        const float* w = packed_.data() + t * s_.o;
+        for (std::int64_t c = 0; c < s_.c; ++c) out[c] += in[c] * w[c];
+      }
+    }
+  }
+
+  void run_gemm(std::int64_t r0, std::int64_t r1, std::vector<float>& a) const {
+    const std::int64_t rows = r1 - r0, k = s_.kh * s_.kw * s_.cg;
+    float* out = y_->f() + r0 * s_.o;
+    for (std::int64_t r = 0; r < rows; ++r) std::copy(bias_.begin(), bias_.end(), out + r * s_.o);
+    if (pointwise_) {
+      sgemm_acc(rows, s_.o, k, x_->f() + r0 * s_.c, s_.c, packed_.data(), s_.o, out, s_.o);
+      return;
+    }
+    a.resize(static_cast<std::size_t>(rows * k));
+    for (std::int64_t grp = 0; grp < s_.g; ++grp) {
+      for (std::int64_t r = 0; r < rows; ++r) {
+        for (std::int64_t t = 0; t < s_.kh * s_.kw; ++t) {
+          const float* in = tap(r0 + r, t);
+          float* dst = a.data() + r * k + t * s_.cg;
+          if (in) std::copy(in + grp * s_.cg, in + (grp + 1) * s_.cg, dst);
+          else std::fill(dst, dst + s_.cg, 0.0f);
+        }
+      }
+      sgemm_acc(rows, s_.og, k, a.data(), k, packed_.data() + grp * k * s_.og, s_.og, out + grp * s_.og, s_.o);
+    }
+  }
+
+  const Tensor* x_;
+  const Tensor* y_;
+  ConvGeom s_;
+  std::vector<float> packed_, bias_;
+  bool depthwise_ = false, pointwise_ = false;
+};
+
+// dense: y[n, o] = b[o] + sum_k x[n, k] * w[o, k]  (PyTorch linear)
+class Dense : public OpImpl {
+ public:
+  explicit Dense(const OpArgs& a) : x_(a.in[0]), y_(a.out) {
+    k_ = a.desc(1).shape[1];
+    o_ = a.desc(1).shape[0];
+    n_ = a.desc(0).shape[0];
+    const std::vector<float> w = constant_values(a.desc(1));
+    wt_.resize(w.size());
+    for (std::int64_t o = 0; o < o_; ++o) {
+      for (std::int64_t k = 0; k < k_; ++k) wt_[static_cast<std::size_t>(k * o_ + o)] = w[static_cast<std::size_t>(o * k_ + k)];
+    }
+    bias_ = channel_vector(a, 2, o_, 0.0f);
+  }
+  std::string kernel() const override { return std::string("gemm/") + sgemm_name(); }
+  void run(const RunContext& ctx) override {
+    const std::int64_t blocks = (o_ + 63) / 64;
+    parallel(ctx, blocks, [&](std::int64_t b, std::int64_t e) {
+      const std::int64_t j0 = b * 64, j1 = std::min(o_, e * 64);
+      for (std::int64_t n = 0; n < n_; ++n) std::copy(bias_.begin() + j0, bias_.begin() + j1, y_->f() + n * o_ + j0);
+      sgemm_acc(n_, j1 - j0, k_, x_->f(), k_, wt_.data() + j0, o_, y_->f() + j0, o_);
+    });
+  }
+
+ private:
+  const Tensor* x_;
+  const Tensor* y_;
+  std::int64_t n_, k_, o_;
+  std::vector<float> wt_, bias_;
+};
+
+// max/avg pooling over in-bounds taps; avg divides by KH*KW (count_include_pad) or the tap count.
+class Pool : public OpImpl {
+ public:
+  Pool(const OpArgs& a, bool is_max) : x_(a.in[0]), y_(a.out), max_(is_max) {
+    const auto& s = a.desc(0).shape;
+    n_ = s[0], c_ = s[1], h_ = s[2], w_ = s[3];
+    const auto& k = a.attrs.ints("kernel");
+    win_ = format::make_window(a.attrs, true, h_, w_, k[0], k[1]);
+    include_pad_ = !is_max && a.attrs.i("count_include_pad") == 1;
+  }
+  void run(const RunContext& ctx) override {
+    const std::int64_t rows = n_ * win_.out_h * win_.out_w;
+    parallel(ctx, rows, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t r = b; r < e; ++r) pixel(r);
+    });
+  }
+
+ private:
+  void pixel(std::int64_t r) const {
+    const std::int64_t ow = r % win_.out_w, oh = (r / win_.out_w) % win_.out_h, n = r / (win_.out_w * win_.out_h);
+    float* out = y_->f() + r * c_;
+    std::fill(out, out + c_, max_ ? -std::numeric_limits<float>::infinity() : 0.0f);
+    std::int64_t taps = 0;
+    for (std::int64_t ky = 0; ky < win_.kh; ++ky) {
+      const std::int64_t iy = oh * win_.sh - win_.pt + ky;
+      if (iy < 0 || iy >= h_) continue;
+      for (std::int64_t kx = 0; kx < win_.kw; ++kx) {
+        const std::int64_t ix = ow * win_.sw - win_.pl + kx;
+        if (ix < 0 || ix >= w_) continue;
+        const float* in = x_->f() + ((n * h_ + iy) * w_ + ix) * c_;
+        ++taps;
+        if (max_) {
+          for (std::int64_t c = 0; c < c_; ++c) out[c] = std::max(out[c], in[c]);
+        } else {
+          for (std::int64_t c = 0; c < c_; ++c) out[c] += in[c];
+        }
+      }
+    }
+    if (max_) return;
+    const float inv = 1.0f / static_cast<float>(include_pad_ ? win_.kh * win_.kw : taps);
+    for (std::int64_t c = 0; c < c_; ++c) out[c] *= inv;
+  }
+
+  const Tensor* x_;
+  const Tensor* y_;
+  bool max_, include_pad_ = false;
+  std::int64_t n_, c_, h_, w_;
+  format::Window win_;
+};
+
+// global_avgpool: y[n, c] = mean over (h, w) of x[n, c, h, w]
+class GlobalAvgPool : public OpImpl {
+ public:
+  explicit GlobalAvgPool(const OpArgs& a) : x_(a.in[0]), y_(a.out) {
+    const auto& s = a.desc(0).shape;
+    n_ = s[0], c_ = s[1], hw_ = s[2] * s[3];
+  }
+  void run(const RunContext& ctx) override {
+    parallel(ctx, n_, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t n = b; n < e; ++n) {
+        float* out = y_->f() + n * c_;
+        std::fill(out, out + c_, 0.0f);
+        for (std::int64_t p = 0; p < hw_; ++p) {
+          const float* in = x_->f() + (n * hw_ + p) * c_;
+          for (std::int64_t c = 0; c < c_; ++c) out[c] += in[c];
+        }
+        const float inv = 1.0f / static_cast<float>(hw_);
+        for (std::int64_t c = 0; c < c_; ++c) out[c] *= inv;
+      }
+    });
+  }
+
+ private:
+  const Tensor* x_;
+  const Tensor* y_;
+  std::int64_t n_, c_, hw_;
+};
+
+}  // namespace
+
+std::unique_ptr<OpImpl> make_float_op(const OpArgs& a) {
+  switch (a.node.op) {
+    case Op::kConv2D: return std::unique_ptr<OpImpl>(new Conv2D(a));
+    case Op::kDense: return std::unique_ptr<OpImpl>(new Dense(a));
+    case Op::kMaxPool2D: return std::unique_ptr<OpImpl>(new Pool(a, true));
+    case Op::kAvgPool2D: return std::unique_ptr<OpImpl>(new Pool(a, false));
+    case Op::kGlobalAvgPool: return std::unique_ptr<OpImpl>(new GlobalAvgPool(a));
+    default: return nullptr;
+  }
+}
+
+}  // namespace rt
+}  // namespace bnnkit

@@ -1,0 +1,57 @@
+"""Emit an IR graph as a ``.bnn`` file (via :mod:`bnnkit.format`).
+
+Tensors are listed in order: graph inputs, then for each op its not-yet-listed constant
+inputs and its output. ``bits`` constants hold +-1 values and are packed by the format
+writer (channels-last, 32 per word: docs/format.md section 5). With
+``float_weights="f16"`` the weights of float ``conv2d``/``dense`` ops are stored as
+IEEE half (the runtime widens them at load; results change by the f16 rounding).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bnnkit import format as fmt
+from bnnkit.format.writer import normalize
+
+from .ir import Graph, Value
+
+F16_WEIGHT_OPS = ("conv2d", "dense")
+
+
+def _record(v: Value, dtype: str | None = None) -> dict:
+    rec = {"name": v.name, "dtype": dtype or v.dtype, "shape": tuple(v.shape)}
+    if v.constant:
+        data = v.data.astype(np.float16) if rec["dtype"] == "f16" else v.data
+        rec["data"] = data
+    return rec
+
+
+def to_model_file(g: Graph, *, metadata: dict | None = None, float_weights: str = "f32") -> fmt.ModelFile:
+    """The :class:`bnnkit.format.ModelFile` of ``g`` (shapes and dtypes as in the IR)."""
+    tensors, index = [], {}
+
+    def ref(v: Value, dtype=None) -> int:
+        if id(v) not in index:
+            index[id(v)] = len(tensors)
+            tensors.append(_record(v, dtype))
+        return index[id(v)]
+
+    for v in g.inputs:
+        ref(v)
+    nodes = []
+    for op in g.ops:
+        ins = []
+        for k, v in enumerate(op.inputs):
+            half = float_weights == "f16" and op.op in F16_WEIGHT_OPS and k == 1 and v.constant
+            ins.append(ref(v, "f16" if half else None))
+        nodes.append({"op": op.op, "inputs": ins, "outputs": [ref(op.output)],
+                      "attrs": dict(op.attrs), "name": op.name})
+    desc = {"metadata": dict(metadata or {}), "tensors": tensors, "nodes": nodes,
+            "inputs": [index[id(v)] for v in g.inputs], "outputs": [index[id(v)] for v in g.outputs]}
+    return normalize(desc)
+
+
+def emit(g: Graph, path=None, **kwargs) -> bytes:
+    """Encode ``g``, validate it with the format's reader, write ``path`` atomically if given."""
+    return fmt.write(path, to_model_file(g, **kwargs))
