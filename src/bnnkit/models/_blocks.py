@@ -13,6 +13,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from bnnkit import nn as bnn
+from bnnkit import quantizers
+
 # ----------------------------------------------------------------------------- batch norm
 
 
@@ -39,6 +42,26 @@ def batch_norm(
     if bn.affine and not center:
         _freeze_as_buffer(bn, "bias", torch.zeros(channels))
     return bn
+
+
+def larq_binary_conv(in_ch: int, out_ch: int, kernel: int, *, stride: int = 1, padding: int = 0,
+                     first: bool = False) -> nn.Module:
+    """The Larq Zoo "literature" binary conv (BinaryNet, Binary AlexNet): ste_sign on the
+    input (not on the first layer, which sees the image) and the kernel, zero padding,
+    no bias, latent weights clipped to [-1, 1]."""
+    return bnn.QuantConv2d(
+        in_ch, out_ch, kernel, stride=stride, padding=padding, bias=False,
+        input_quantizer=None if first else quantizers.SteSign(),
+        kernel_quantizer=quantizers.SteSign(), pad_value=0.0, weight_clip=1.0,
+    )
+
+
+def larq_binary_dense(in_features: int, out_features: int) -> nn.Module:
+    """The binary dense layer of the same models: ste_sign input and kernel, no bias, clip 1."""
+    return bnn.QuantLinear(
+        in_features, out_features, bias=False, input_quantizer=quantizers.SteSign(),
+        kernel_quantizer=quantizers.SteSign(), weight_clip=1.0,
+    )
 
 
 def _freeze_as_buffer(module: nn.Module, name: str, value: Tensor) -> None:

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from bnnkit import nn as bnn
-from bnnkit import quantizers
-
-from ._blocks import batch_norm, check_input_size, conv_out, same_padding
+from ._blocks import (batch_norm, check_input_size, conv_out, larq_binary_conv, larq_binary_dense,
+                      same_padding)
 from ._registry import register_model
 
 SMALL_INPUT = 64
@@ -35,21 +33,6 @@ def _bn(channels: int, dims: int = 2) -> nn.Module:
     return batch_norm(channels, keras_momentum=0.9, eps=1e-3, scale=False, dims=dims)
 
 
-def _conv(in_ch: int, out_ch: int, kernel: int, stride: int, first: bool) -> nn.Module:
-    return bnn.QuantConv2d(
-        in_ch, out_ch, kernel, stride=stride, padding=0 if first else kernel // 2, bias=False,
-        input_quantizer=None if first else quantizers.SteSign(),
-        kernel_quantizer=quantizers.SteSign(), pad_value=0.0, weight_clip=1.0,
-    )
-
-
-def _dense(in_features: int, out_features: int) -> nn.Module:
-    return bnn.QuantLinear(
-        in_features, out_features, bias=False, input_quantizer=quantizers.SteSign(),
-        kernel_quantizer=quantizers.SteSign(), weight_clip=1.0,
-    )
-
-
 def _feature_layers(input_size: int, in_channels: int) -> tuple[list[nn.Module], int]:
     """The five conv blocks and the final spatial size; raises naming a too-small layer."""
     stride = 4 if input_size >= SMALL_INPUT else 1
@@ -57,7 +40,8 @@ def _feature_layers(input_size: int, in_channels: int) -> tuple[list[nn.Module],
     layers: list[nn.Module] = [nn.ZeroPad2d((before, after, before, after))]
     size, channels = -(-input_size // stride), in_channels
     for i, (out, kernel, pool) in enumerate(FEATURES):
-        layers.append(_conv(channels, out, kernel, stride if i == 0 else 1, first=i == 0))
+        layers.append(larq_binary_conv(channels, out, kernel, stride=stride if i == 0 else 1,
+                                       padding=0 if i == 0 else kernel // 2, first=i == 0))
         if pool:
             layers.append(nn.MaxPool2d(3, stride=2))
             where = f"features.{len(layers) - 1} (max-pool 3x3 after conv {i + 1})"
@@ -77,9 +61,9 @@ class BinaryAlexNet(nn.Module):
         flat = FEATURES[-1][0] * size * size
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            _dense(flat, 4096), _bn(4096, dims=1),
-            _dense(4096, 4096), _bn(4096, dims=1),
-            _dense(4096, num_classes), _bn(num_classes, dims=1),
+            larq_binary_dense(flat, 4096), _bn(4096, dims=1),
+            larq_binary_dense(4096, 4096), _bn(4096, dims=1),
+            larq_binary_dense(4096, num_classes), _bn(num_classes, dims=1),
         )
 
     def forward(self, x: Tensor) -> Tensor:

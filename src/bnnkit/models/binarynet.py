@@ -20,10 +20,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from bnnkit import nn as bnn
-from bnnkit import quantizers
-
-from ._blocks import batch_norm, check_input_size, conv_out
+from ._blocks import batch_norm, check_input_size, conv_out, larq_binary_conv, larq_binary_dense
 from ._registry import register_model
 
 CONVS = ((128, False), (128, True), (256, False), (256, True), (512, False), (512, True))
@@ -33,27 +30,12 @@ def _bn(channels: int, dims: int = 2) -> nn.Module:
     return batch_norm(channels, keras_momentum=0.99, eps=1e-3, scale=False, dims=dims)
 
 
-def _conv(in_ch: int, out_ch: int, first: bool) -> nn.Module:
-    return bnn.QuantConv2d(
-        in_ch, out_ch, 3, padding=0 if first else 1, bias=False,
-        input_quantizer=None if first else quantizers.SteSign(),
-        kernel_quantizer=quantizers.SteSign(), pad_value=0.0, weight_clip=1.0,
-    )
-
-
-def _dense(in_features: int, out_features: int) -> nn.Module:
-    return bnn.QuantLinear(
-        in_features, out_features, bias=False, input_quantizer=quantizers.SteSign(),
-        kernel_quantizer=quantizers.SteSign(), weight_clip=1.0,
-    )
-
-
 def _features(input_size: int, in_channels: int) -> tuple[list[nn.Module], int]:
     layers: list[nn.Module] = []
     size = conv_out(input_size, 3, layer="features.0 (first 3x3 conv, valid)")
     channels = in_channels
     for i, (out, pool) in enumerate(CONVS):
-        layers.append(_conv(channels, out, first=i == 0))
+        layers.append(larq_binary_conv(channels, out, 3, padding=0 if i == 0 else 1, first=i == 0))
         if pool:
             layers.append(nn.MaxPool2d(2, stride=2))
             size = conv_out(size, 2, 2, layer=f"features.{len(layers) - 1} (max-pool 2x2)")
@@ -72,9 +54,9 @@ class BinaryNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            _dense(CONVS[-1][0] * size * size, dense_units), _bn(dense_units, dims=1),
-            _dense(dense_units, dense_units), _bn(dense_units, dims=1),
-            _dense(dense_units, num_classes), _bn(num_classes, dims=1),
+            larq_binary_dense(CONVS[-1][0] * size * size, dense_units), _bn(dense_units, dims=1),
+            larq_binary_dense(dense_units, dense_units), _bn(dense_units, dims=1),
+            larq_binary_dense(dense_units, num_classes), _bn(num_classes, dims=1),
         )
 
     def forward(self, x: Tensor) -> Tensor:
