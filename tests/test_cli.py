@@ -62,3 +62,22 @@ def test_quick_demo_writes_a_report(tmp_path):
     assert "Test accuracy (PyTorch eval)" in report
     history = json.loads((tmp_path / "history.json").read_text())
     assert len(history) == 1 and 0.0 <= history[0]["test_acc"] <= 1.0
+
+
+def test_bench_works_without_torch(tmp_path):
+    """Deployment never needs torch: `bnnkit bench` runs with torch made unimportable."""
+    import torch
+
+    from bnnkit import models
+    from bnnkit.converter import convert
+
+    model = models.create("quicknet_tiny", num_classes=10, input_size=28, in_channels=1).eval()
+    path = convert(model, torch.zeros(1, 1, 28, 28), output=tmp_path / "m.bnn")
+    code = ("import sys; sys.modules['torch'] = None; from bnnkit import cli; "
+            f"raise SystemExit(cli.main(['bench', {str(path)!r}, '--runs', '3', '--profile']))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "1 thread(s): median" in result.stdout and "bconv2d" in result.stdout
+    train = subprocess.run([sys.executable, "-c", code.replace(
+        f"['bench', {str(path)!r}, '--runs', '3', '--profile']", "['train']")], capture_output=True, text=True)
+    assert train.returncode == cli.EXIT_USAGE and "needs PyTorch" in train.stderr

@@ -9,7 +9,9 @@
 // count is odd. Weights were laid out the same way once at preparation. The bgemm
 // micro-kernel then computes popcount(a XOR w) for chunk pixels x output channels
 // (channel blocks sized to stay in L1), and the epilogue applies output_transform.h.
-// Chunks are split statically over the threads, so results do not depend on timing.
+// Pixels are split into near-equal chunks (a multiple of the thread count, several per
+// thread) that the pool's threads claim in turn; small convs run on one thread. A pixel's
+// result does not depend on its chunk or thread, so outputs are identical for any count.
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -143,6 +145,35 @@ void compute_bit_thresholds(std::int64_t n, std::int32_t k_bits, const float* mu
     threshold[o] = static_cast<std::int32_t>(t);
   }
 }
+
+// ---- work split --------------------------------------------------------------------------
+
+namespace {
+// Below this many (pixel x output channel x 64-bit word) steps, about 8 M binary MACs or
+// ~25 us on one AVX2 core, waking a second thread (~10 us) costs more than it saves.
+constexpr std::int64_t kMinParallelWork = std::int64_t(1) << 17;
+constexpr std::int64_t kMaxChunk = 64;       // pixels per GEMM call (A rows stay in L1)
+constexpr std::int64_t kMinChunk = 8;        // smaller chunks re-read the weights too often
+constexpr std::int64_t kChunksPerThread = 4; // so a thread that starts late still gets a share
+
+// Threads worth using: 1 without a pool or when the work is too small to pay for waking.
+std::int64_t parallel_threads(const ThreadPool* pool, std::int64_t work) {
+  if (pool == nullptr || pool->num_threads() == 1 || work < kMinParallelWork) return 1;
+  return pool->num_threads();
+}
+
+// Number of near-equal pixel chunks: at most kMaxChunk pixels each; with T > 1 threads at
+// least kChunksPerThread * T chunks (chunks of >= kMinChunk pixels allowing) and a multiple
+// of T, so every thread gets the same share. The split never changes a result: every
+// pixel's popcounts are exact integers and its epilogue depends on that pixel alone.
+std::int64_t pixel_chunks(std::int64_t pixels, std::int64_t threads) {
+  std::int64_t c = (pixels + kMaxChunk - 1) / kMaxChunk;
+  if (threads == 1) return c;
+  c = std::max(c, std::min(kChunksPerThread * threads, pixels / kMinChunk));
+  c = (c + threads - 1) / threads * threads;
+  return std::min(c, pixels);
+}
+}  // namespace
 
 // ---- prepared conv -----------------------------------------------------------------------
 
@@ -394,18 +425,19 @@ void BConv2D::run(const word_t* input, void* output, ThreadPool* pool, KernelPat
   }
   ukernel::bgemm* gemm = gemm_variant ? find_bgemm_variant(kt.path, gemm_variant) : kt.bgemm;
   const std::int64_t pixels = im.s.batch * im.oh * im.ow;
-  const int threads = pool ? pool->num_threads() : 1;
-  const std::int64_t chunk = std::max<std::int64_t>(
-      1, std::min<std::int64_t>(64, (pixels + threads - 1) / threads));
-  const std::int64_t chunks = (pixels + chunk - 1) / chunk;
-  const auto body = [&](std::int64_t c0, std::int64_t c1) {
-    std::vector<std::uint64_t> a(chunk * im.k64);
-    std::vector<std::int32_t> pop(chunk * im.s.out_channels);
-    for (std::int64_t c = c0; c < c1; ++c)
-      im.run_chunk(kt, gemm, input, output, c * chunk, std::min(pixels, (c + 1) * chunk), a, pop);
+  const std::int64_t threads = parallel_threads(pool, pixels * im.s.out_channels * im.k64);
+  const std::int64_t chunks = pixel_chunks(pixels, threads);
+  const std::int64_t max_chunk = (pixels + chunks - 1) / chunks;
+  const auto body = [&](std::int64_t p0, std::int64_t p1) {
+    thread_local std::vector<std::uint64_t> a;
+    thread_local std::vector<std::int32_t> pop;
+    if (static_cast<std::int64_t>(a.size()) < max_chunk * im.k64) a.resize(max_chunk * im.k64);
+    if (static_cast<std::int64_t>(pop.size()) < max_chunk * im.s.out_channels)
+      pop.resize(max_chunk * im.s.out_channels);
+    im.run_chunk(kt, gemm, input, output, p0, p1, a, pop);
   };
-  if (pool) pool->parallel_for(chunks, body);
-  else body(0, chunks);
+  if (threads > 1) pool->parallel_for(pixels, body, chunks);
+  else for (std::int64_t c = 0; c < chunks; ++c) body(pixels * c / chunks, pixels * (c + 1) / chunks);
 }
 
 }  // namespace bnnkit

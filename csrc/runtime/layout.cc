@@ -118,9 +118,10 @@ void from_logical(const float* src, const Tensor& t) {
   for_each2(t.shape, t.strides(), row_major(t.shape), [&](std::int64_t a, std::int64_t b) { dst[a] = src[b]; });
 }
 
-void parallel(const RunContext& ctx, std::int64_t n, const std::function<void(std::int64_t, std::int64_t)>& body) {
+void parallel(const RunContext& ctx, std::int64_t n, const std::function<void(std::int64_t, std::int64_t)>& body,
+              std::int64_t work) {
   if (n <= 0) return;
-  if (!ctx.pool || ctx.pool->num_threads() == 1 || n == 1) {
+  if (!ctx.pool || ctx.pool->num_threads() == 1 || n == 1 || (work >= 0 && work < kMinParallelWork)) {
     body(0, n);
     return;
   }

@@ -78,8 +78,13 @@ void sgemm_acc(std::int64_t m, std::int64_t n, std::int64_t k, const float* a, s
                const float* b, std::int64_t ldb, float* c, std::int64_t ldc);
 const char* sgemm_name();
 
-// Runs body over [0, n) on the pool (or inline when pool is null).
-void parallel(const RunContext& ctx, std::int64_t n, const std::function<void(std::int64_t, std::int64_t)>& body);
+// Runs body over [0, n) on the pool (or inline when pool is null). `work` estimates the
+// op's total scalar operations (multiply-adds, element visits); below kMinParallelWork the
+// body runs inline, because waking a worker (~10 us) costs more than it saves. Each
+// output's value never depends on the split, so results are the same either way.
+constexpr std::int64_t kMinParallelWork = std::int64_t(1) << 17;
+void parallel(const RunContext& ctx, std::int64_t n, const std::function<void(std::int64_t, std::int64_t)>& body,
+              std::int64_t work = -1);
 
 }  // namespace rt
 }  // namespace bnnkit

@@ -60,7 +60,7 @@ class Unary : public OpImpl {
     parallel(ctx, (x_->numel + 4095) / 4096, [&](std::int64_t b, std::int64_t e) {
       const std::int64_t i0 = b * 4096, i1 = std::min(x_->numel, e * 4096);
       apply(x_->f() + i0, y_->f() + i0, i1 - i0);
-    });
+    }, x_->numel);
   }
 
  private:
@@ -104,7 +104,7 @@ class PerChannel : public OpImpl {
       for (std::int64_t i = b * 4096, end = std::min(x_->numel, e * 4096); i < end; ++i) {
         y_->f()[i] = apply(x_->f()[i], static_cast<std::size_t>((i / cs_) % c_));
       }
-    });
+    }, x_->numel);
   }
 
  private:

@@ -57,13 +57,14 @@ class Conv2D : public OpImpl {
   void run(const RunContext& ctx) override {
     const std::int64_t rows = s_.n * s_.win.out_h * s_.win.out_w;
     const std::int64_t chunks = (rows + kChunk - 1) / kChunk;
+    const std::int64_t work = rows * s_.o * s_.kh * s_.kw * s_.cg;
     parallel(ctx, chunks, [&](std::int64_t b, std::int64_t e) {
       std::vector<float> scratch;
       for (std::int64_t ch = b; ch < e; ++ch) {
         const std::int64_t r0 = ch * kChunk, r1 = std::min(rows, r0 + kChunk);
         depthwise_ ? run_depthwise(r0, r1) : run_gemm(r0, r1, scratch);
       }
-    });
+    }, work);
   }
 
  private:
@@ -141,7 +142,7 @@ class Dense : public OpImpl {
       const std::int64_t j0 = b * 64, j1 = std::min(o_, e * 64);
       for (std::int64_t n = 0; n < n_; ++n) std::copy(bias_.begin() + j0, bias_.begin() + j1, y_->f() + n * o_ + j0);
       sgemm_acc(n_, j1 - j0, k_, x_->f(), k_, wt_.data() + j0, o_, y_->f() + j0, o_);
-    });
+    }, n_ * k_ * o_);
   }
 
  private:
@@ -165,7 +166,7 @@ class Pool : public OpImpl {
     const std::int64_t rows = n_ * win_.out_h * win_.out_w;
     parallel(ctx, rows, [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t r = b; r < e; ++r) pixel(r);
-    });
+    }, rows * c_ * win_.kh * win_.kw);
   }
 
  private:
@@ -220,7 +221,7 @@ class GlobalAvgPool : public OpImpl {
         const float inv = 1.0f / static_cast<float>(hw_);
         for (std::int64_t c = 0; c < c_; ++c) out[c] *= inv;
       }
-    });
+    }, n_ * hw_ * c_);
   }
 
  private:

@@ -13,7 +13,7 @@ ThreadPool::ThreadPool(int num_threads) {
                                 std::to_string(num_threads));
   }
   workers_.reserve(num_threads - 1);
-  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -25,59 +25,65 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-// Range `part` of `parts` near-equal contiguous ranges of [0, n_).
-void ThreadPool::run_range(int part, int parts) {
-  const std::int64_t begin = n_ * part / parts;
-  const std::int64_t end = n_ * (part + 1) / parts;
-  if (begin >= end) return;
-  try {
-    (*body_)(begin, end);
-  } catch (...) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!error_) error_ = std::current_exception();
-  }
-}
-
-void ThreadPool::worker_loop(int index) {
-  std::uint64_t seen = 0;
-  for (;;) {
-    int parts = 0;
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      parts = parts_;
+// Claims range p = next_part_++ while any is left and runs [n*p/parts, n*(p+1)/parts)
+// without the lock. body_ stays valid while running_ > 0: the caller waits for that.
+void ThreadPool::run_claimed(std::unique_lock<std::mutex>& lock) {
+  while (next_part_ < parts_) {
+    const std::int64_t p = next_part_++;
+    ++running_;
+    const std::int64_t begin = n_ * p / parts_, end = n_ * (p + 1) / parts_;
+    const Body* body = body_;
+    lock.unlock();
+    std::exception_ptr error;
+    try {
+      if (begin < end) (*body)(begin, end);
+    } catch (...) {
+      error = std::current_exception();
     }
-    if (index < parts) run_range(index, parts);
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (--pending_ == 0) done_.notify_one();
+    lock.lock();
+    if (error && !error_) error_ = error;
+    if (--running_ == 0 && next_part_ == parts_) done_.notify_one();
   }
 }
 
-void ThreadPool::parallel_for(std::int64_t n, const Body& body) {
+void ThreadPool::worker_loop() {
+  std::uint64_t seen = 0;
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+    if (stop_) return;
+    seen = generation_;
+    run_claimed(lock);
+  }
+}
+
+void ThreadPool::parallel_for(std::int64_t n, const Body& body, std::int64_t parts) {
   if (n <= 0) return;
-  const int parts = static_cast<int>(std::min<std::int64_t>(n, num_threads()));
-  if (parts == 1) {
-    body(0, n);
+  if (parts <= 0) parts = num_threads();
+  parts = std::min(n, parts);
+  if (workers_.empty() || parts == 1) {  // same ranges, in order, on this thread
+    for (std::int64_t p = 0; p < parts; ++p) {
+      const std::int64_t begin = n * p / parts, end = n * (p + 1) / parts;
+      if (begin < end) body(begin, end);
+    }
     return;
   }
   std::lock_guard<std::mutex> call(call_mutex_);
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    body_ = &body;
-    n_ = n;
-    parts_ = parts;
-    pending_ = static_cast<int>(workers_.size());
-    error_ = nullptr;
-    ++generation_;
-  }
-  wake_.notify_all();
-  run_range(0, parts);
   std::unique_lock<std::mutex> lock(mutex_);
-  done_.wait(lock, [&] { return pending_ == 0; });
+  body_ = &body;
+  n_ = n;
+  parts_ = parts;
+  next_part_ = 0;
+  running_ = 0;
+  error_ = nullptr;
+  ++generation_;
+  wake_.notify_all();
+  run_claimed(lock);
+  done_.wait(lock, [&] { return running_ == 0; });
   body_ = nullptr;
-  if (error_) std::rethrow_exception(error_);
+  std::exception_ptr error = error_;
+  error_ = nullptr;
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace bnnkit

@@ -1,4 +1,4 @@
-"""The ``bnnkit`` command: ``bnnkit summary | train | bench | demo``.
+"""The ``bnnkit`` command: ``bnnkit summary | train | eval | convert | bench | demo``.
 
 Every sub-command is a small function registered in ``_COMMANDS``; user mistakes (a bad
 name, a missing file) print one line on stderr and exit 2, without a traceback unless
@@ -58,7 +58,12 @@ def _add_train(sub) -> None:
     """Every plain field of TrainConfig becomes a flag (``bop_gamma`` -> ``--bop-gamma``)."""
     import dataclasses
 
-    from bnnkit.train import TrainConfig
+    try:
+        from bnnkit.train import TrainConfig
+    except ImportError as e:  # a deployment install without torch: bench still works
+        p = sub.add_parser("train", help="train a zoo model (needs torch: pip install 'bnnkit[train]')")
+        p.set_defaults(func=_needs_torch(e))
+        return
 
     p = sub.add_parser(
         "train", help="train a zoo model (Bop + Adam by default); works under torchrun",
@@ -75,6 +80,12 @@ def _add_train(sub) -> None:
             kind = type(default) if default is not None else _optional_type(f.type)
             p.add_argument(flag, type=kind, default=default, help=f"(default: {default})")
     p.set_defaults(func=_cmd_train)
+
+
+def _needs_torch(error: ImportError) -> Callable:
+    def fail(args) -> int:
+        raise UserError(f"`bnnkit {args.command}` needs PyTorch ({error}); pip install 'bnnkit[train]'")
+    return fail
 
 
 def _optional_type(annotation) -> Callable:

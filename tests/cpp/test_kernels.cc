@@ -1,10 +1,12 @@
 // Kernel tests: every supported path and every manifest variant against the reference,
 // on sizes around word and tile edges. Integer results and packed bits must be identical;
 // float outputs within a small tolerance; 1 and 2 threads identical.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -161,6 +163,9 @@ void test_conv(KernelPath path, ThreadPool& two) {
       {64, 8, 3, 1, 1, 2, 0, true, 5},   {66, 6, 3, 1, 1, 2, 1, true, 4},
       {128, 64, 3, 1, 1, 2, 1, true, 4}, {256, 33, 3, 1, 1, 1, 0, true, 3},
       {2500, 5, 1, 1, 1, 1, 1, false, 2},  // > 31 AVX2 chunks: byte counters flushed
+      // Above the one-thread work threshold (2 x 16 x 17 pixels x 64 x 9 words): several
+      // pixel chunks claimed by both threads; also 2 groups and odd pixel counts.
+      {64, 64, 3, 1, 1, 1, 0, true, 16}, {128, 96, 3, 2, 1, 2, 1, true, 23},
   };
   for (const ConvCase& cc : cases) test_conv_case(cc, path, two);
 }
@@ -238,6 +243,20 @@ void test_thread_pool() {
       for (std::int64_t i = b; i < e; ++i) ++seen[i];
     });
     CHECK(seen == std::vector<int>(n, 1));
+  }
+  // With explicit parts: exactly the ranges [n*p/parts, n*(p+1)/parts), each run once.
+  for (std::int64_t parts : {2, 5, 64, 5000}) {
+    const std::int64_t n = 1000, used = std::min(n, parts);
+    std::vector<int> begins(n + 1, 0);
+    std::mutex m;
+    three.parallel_for(n, [&](std::int64_t b, std::int64_t e) {
+      std::lock_guard<std::mutex> lock(m);
+      ++begins[b];
+      CHECK(e <= n);
+    }, parts);
+    std::vector<int> want(n + 1, 0);
+    for (std::int64_t p = 0; p < used; ++p) ++want[n * p / used];
+    CHECK(begins == want);
   }
   CHECK_THROWS(three.parallel_for(6, [](std::int64_t b, std::int64_t) {
                  if (b > 0) throw std::runtime_error("worker failed");

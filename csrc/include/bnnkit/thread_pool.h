@@ -3,11 +3,15 @@
 //   bnnkit::ThreadPool pool(2);               // the calling thread + 1 worker
 //   pool.parallel_for(n, [&](int64_t begin, int64_t end) { ... });
 //
-// parallel_for splits [0, n) into num_threads() contiguous, near-equal ranges (a static
-// partition, so which thread computes which element never depends on timing) and runs
-// the first range on the calling thread. Idle workers sleep on a condition variable; no
-// thread spins. Concurrent calls on one pool are serialized (one runs at a time). An
-// exception thrown by the body is re-thrown on the calling thread.
+// parallel_for splits [0, n) into `parts` contiguous, near-equal ranges (num_threads() by
+// default); range p is [n*p/parts, n*(p+1)/parts), fixed by n and parts alone, so what a
+// body computes never depends on timing. The ranges are claimed in order by whichever
+// thread is free: the calling thread starts at once and keeps claiming, and a worker that
+// wakes late (its core busy) finds the remaining ranges already taken instead of holding
+// up the call. With more parts than threads the ranges balance uneven progress. Idle
+// workers sleep on a condition variable; no thread spins. Concurrent calls on one pool are
+// serialized (one runs at a time). An exception thrown by the body is re-thrown on the
+// calling thread.
 #pragma once
 
 #include <condition_variable>
@@ -32,12 +36,14 @@ class ThreadPool {
 
   int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
 
-  // Runs body over [0, n) split into at most num_threads() ranges; blocks until all finish.
-  void parallel_for(std::int64_t n, const Body& body);
+  // Runs body over [0, n) split into min(n, parts) ranges (parts <= 0: num_threads());
+  // blocks until all finish.
+  void parallel_for(std::int64_t n, const Body& body, std::int64_t parts = 0);
 
  private:
-  void worker_loop(int index);
-  void run_range(int part, int parts);
+  void worker_loop();
+  // Claims and runs ranges of the current call until none is left; `lock` holds mutex_.
+  void run_claimed(std::unique_lock<std::mutex>& lock);
 
   std::vector<std::thread> workers_;
   std::mutex call_mutex_;  // serializes parallel_for calls
@@ -46,8 +52,9 @@ class ThreadPool {
   std::condition_variable done_;
   const Body* body_ = nullptr;
   std::int64_t n_ = 0;
-  int parts_ = 0;
-  int pending_ = 0;
+  std::int64_t parts_ = 0;
+  std::int64_t next_part_ = 0;  // first unclaimed range
+  int running_ = 0;             // claimed ranges not finished yet
   std::uint64_t generation_ = 0;
   bool stop_ = false;
   std::exception_ptr error_;

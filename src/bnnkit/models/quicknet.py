@@ -165,5 +165,5 @@ def quicknet_large(num_classes: int = 1000, input_size: int = 224, **kwargs) -> 
 @register_model
 def quicknet_tiny(num_classes: int = 10, input_size: int = 28, **kwargs) -> QuickNet:
     """A bnnkit variant for small images (28-32 px, e.g. Fashion-MNIST): blocks (2, 2),
-    filters (32, 64), the QuickNet stem, transition and head. Not a Larq Zoo model."""
-    return _create_quicknet((2, 2), (32, 64), num_classes, input_size, **kwargs)
+    filters (64, 128), the QuickNet stem, transition and head. Not a Larq Zoo model."""
+    return _create_quicknet((2, 2), (64, 128), num_classes, input_size, **kwargs)
