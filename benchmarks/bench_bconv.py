@@ -73,7 +73,7 @@ def variants(paths: list[str]) -> list[tuple[str, str | None]]:
     for path in paths:
         out.append((path, None))
         for v in K.manifest():
-            if v["op"] == "bgemm" and v["path"] == path and not v["default"]:
+            if v["op"] in ("bgemm", "bgemm_o8") and v["path"] == path and not v["default"]:
                 out.append((path, v["name"]))
     return out
 

@@ -6,7 +6,8 @@
 // For a chunk, each pixel's receptive field is gathered (im2col, per group) into a row of
 // k64 64-bit words: the taps' words one after another, out-of-image taps as zero words
 // (= +1 values, so pad_value=+1 is exact at no cost), a zero word at the end if the
-// count is odd. Weights were laid out the same way once at preparation. The bgemm
+// count is odd. Weights were laid out the same way once at preparation (as rows, and
+// packed by 8 output channels per group for the bgemm_o8 kernels). The bgemm
 // micro-kernel then computes popcount(a XOR w) for chunk pixels x output channels
 // (channel blocks sized to stay in L1), and the epilogue applies output_transform.h.
 // Pixels are split into near-equal chunks (a multiple of the thread count, several per
@@ -186,6 +187,14 @@ struct BConv2D::Impl {
   std::int64_t k_words = 0, k64 = 0;           // words per receptive field; 64-bit words
   std::int32_t k_bits = 0;
   std::vector<std::uint64_t> w64;              // (O, k64) rows, zero tail
+  std::vector<std::uint64_t> w_o8;             // per group: ceil(og / 8) blocks of (k64, 8)
+  std::int64_t o8_blocks = 0;                  // 8-channel blocks per group
+  // In-place reading for the o8 kernels (see gemm_in_place): groups == 1, whole 64-bit
+  // words per pixel, dilation_w == 1. Output columns [ox_lo, ox_hi) have every tap inside
+  // the image in x; `flat`: 1x1, stride 1, no padding (the input is the GEMM operand).
+  bool in_place = false, flat = false;
+  std::int64_t in64 = 0, ox_lo = 0, ox_hi = 0;
+  std::vector<std::uint64_t> zeros;            // what kernel rows in the padding read
   std::vector<float> multiplier, bias;         // (O)
   std::vector<std::int32_t> sign, threshold;   // (O)
   // Zero-padding correction: class of each output row / column, and per class pair the
@@ -198,9 +207,19 @@ struct BConv2D::Impl {
   void prepare_weights();
   void prepare_transform();
   void prepare_correction();
-  void im2col(const word_t* input, std::int64_t pixel, std::int64_t g, std::uint64_t* row) const;
+  void im2col(const word_t* input, std::int64_t p0, std::int64_t p1, std::int64_t g,
+              std::uint64_t* rows) const;
+  void im2col_pixel(const word_t* input, std::int64_t n, std::int64_t oy, std::int64_t ox,
+                    std::int64_t g, std::uint64_t* row) const;
   char* gather_group_words(char* dst, const word_t* x, std::int64_t g) const;
-  void run_chunk(const KernelTable& kt, ukernel::bgemm* gemm, const word_t* input, void* output,
+  void prepare_in_place();
+  void gemm_group(const Bgemm& gemm, std::int64_t g, std::int64_t m, const std::uint64_t* a,
+                  std::int32_t* pop) const;
+  void gemm_o8(const Bgemm& gemm, std::int64_t g, std::int64_t m, std::int64_t segments,
+               const std::uint64_t* const* a, std::int64_t a_stride, std::int32_t* pop) const;
+  void gemm_in_place(const Bgemm& gemm, const word_t* input, std::int64_t p0, std::int64_t p1,
+                     std::vector<std::uint64_t>& a, std::int32_t* pop) const;
+  void run_chunk(const KernelTable& kt, const Bgemm& gemm, const word_t* input, void* output,
                  std::int64_t p0, std::int64_t p1, std::vector<std::uint64_t>& a,
                  std::vector<std::int32_t>& pop) const;
 };
@@ -209,6 +228,22 @@ void BConv2D::Impl::prepare_weights() {
   w64.assign(s.out_channels * k64, 0);
   for (std::int64_t o = 0; o < s.out_channels; ++o)
     std::memcpy(w64.data() + o * k64, weights.data() + o * k_words, k_words * sizeof(word_t));
+  o8_blocks = (og + 7) / 8;
+  w_o8.assign(s.groups * o8_blocks * k64 * 8, 0);
+  for (std::int64_t g = 0; g < s.groups; ++g)
+    pack_weights_o8(og, k64, w64.data() + g * og * k64, w_o8.data() + g * o8_blocks * k64 * 8);
+}
+
+void BConv2D::Impl::prepare_in_place() {
+  in_place = s.groups == 1 && s.in_channels % 64 == 0 && s.dilation_w == 1;
+  if (!in_place) return;
+  in64 = s.in_channels / 64;
+  flat = s.kernel_h == 1 && s.kernel_w == 1 && s.stride_h == 1 && s.stride_w == 1 &&
+         s.pad_top + s.pad_bottom + s.pad_left + s.pad_right == 0;
+  ox_lo = std::min(ow, (s.pad_left + s.stride_w - 1) / s.stride_w);
+  const std::int64_t last = s.in_w - s.kernel_w + s.pad_left;  // ox * stride_w <= last
+  ox_hi = last < 0 ? ox_lo : std::clamp(last / s.stride_w + 1, ox_lo, ow);
+  zeros.assign((kMaxChunk - 1) * s.stride_w * in64 + s.kernel_w * in64, 0);
 }
 
 void BConv2D::Impl::prepare_transform() {
@@ -277,22 +312,42 @@ void BConv2D::Impl::prepare_correction() {
 }
 
 namespace {
-// Copies n words (inline loop: the counts are small and vary, so no memcpy call).
+// Copies n words, two at a time (inline: the counts are small and vary, so no memcpy call).
 inline char* copy_words(char* dst, const word_t* src, std::int64_t n) {
-  for (std::int64_t i = 0; i < n; ++i) std::memcpy(dst + 4 * i, src + i, 4);
+  std::int64_t i = 0;
+  for (; i + 2 <= n; i += 2) std::memcpy(dst + 4 * i, src + i, 8);
+  if (i < n) std::memcpy(dst + 4 * i, src + i, 4);
   return dst + 4 * n;
 }
 inline char* zero_words(char* dst, std::int64_t n) {
-  for (std::int64_t i = 0; i < n; ++i) std::memset(dst + 4 * i, 0, 4);
+  std::int64_t i = 0;
+  for (; i + 2 <= n; i += 2) std::memset(dst + 4 * i, 0, 8);
+  if (i < n) std::memset(dst + 4 * i, 0, 4);
   return dst + 4 * n;
 }
 }  // namespace
 
-// Receptive field of output `pixel` for group g as k64 64-bit words (see the top comment).
-void BConv2D::Impl::im2col(const word_t* input, std::int64_t pixel, std::int64_t g,
-                           std::uint64_t* row) const {
+// Receptive fields of output pixels [p0, p1) for group g, k64 words each (rows of `rows`);
+// the pixel's coordinates are stepped, not divided out, per pixel.
+void BConv2D::Impl::im2col(const word_t* input, std::int64_t p0, std::int64_t p1,
+                           std::int64_t g, std::uint64_t* rows) const {
+  std::int64_t ox = p0 % ow, oy = (p0 / ow) % oh, n = p0 / (ow * oh);
+  for (std::int64_t p = p0; p < p1; ++p, rows += k64) {
+    im2col_pixel(input, n, oy, ox, g, rows);
+    if (++ox == ow) {
+      ox = 0;
+      if (++oy == oh) {
+        oy = 0;
+        ++n;
+      }
+    }
+  }
+}
+
+// Receptive field of output pixel (n, oy, ox) for group g (see the top comment).
+void BConv2D::Impl::im2col_pixel(const word_t* input, std::int64_t n, std::int64_t oy,
+                                 std::int64_t ox, std::int64_t g, std::uint64_t* row) const {
   const std::int64_t in_words = words_for(s.in_channels);
-  const std::int64_t ox = pixel % ow, oy = (pixel / ow) % oh, n = pixel / (ow * oh);
   const bool aligned = s.groups == 1 || cg % 32 == 0;
   char* dst = reinterpret_cast<char*>(row);
   row[k64 - 1] = 0;
@@ -337,17 +392,83 @@ char* BConv2D::Impl::gather_group_words(char* dst, const word_t* x, std::int64_t
   return dst + wg * sizeof(word_t);
 }
 
-// Output pixels [p0, p1): im2col per group, popcount GEMM in channel blocks, epilogue.
-void BConv2D::Impl::run_chunk(const KernelTable& kt, ukernel::bgemm* gemm, const word_t* input,
+// Popcounts of m pixels (rows of pop) against group g's channels with an o8 kernel, in
+// channel blocks whose weights stay in L1 (32 KiB, multiples of the 32-channel tile).
+void BConv2D::Impl::gemm_o8(const Bgemm& gemm, std::int64_t g, std::int64_t m,
+                            std::int64_t segments, const std::uint64_t* const* a,
+                            std::int64_t a_stride, std::int32_t* pop) const {
+  const std::int64_t block = std::max<std::int64_t>(32, (32768 / (k64 * 8)) / 32 * 32);
+  const std::uint64_t* wg8 = w_o8.data() + g * o8_blocks * k64 * 8;
+  for (std::int64_t j = 0; j < og; j += block)
+    gemm.o8(m, std::min(block, og - j), k64, segments, a, a_stride, wg8 + (j / 8) * k64 * 8,
+            pop + g * og + j, s.out_channels);
+}
+
+// Popcounts of m im2col rows against group g's channels (rows kernels: channel blocks of
+// 16 KiB of weights).
+void BConv2D::Impl::gemm_group(const Bgemm& gemm, std::int64_t g, std::int64_t m,
+                               const std::uint64_t* a, std::int32_t* pop) const {
+  const std::int64_t n = s.out_channels;
+  if (gemm.o8 != nullptr) {
+    gemm_o8(gemm, g, m, 1, &a, k64, pop);
+    return;
+  }
+  const std::int64_t block = std::max<std::int64_t>(4, (16384 / (k64 * 8)) / 4 * 4);
+  for (std::int64_t j = 0; j < og; j += block)
+    gemm.rows(m, std::min(block, og - j), k64, a, k64, w64.data() + (g * og + j) * k64, k64,
+              pop + g * og + j, n);
+}
+
+// In place (o8 kernels; see prepare_in_place): kernel row ky of output pixel (n, oy, ox) is
+// kernel_w * in64 contiguous 64-bit words of the input when its taps are inside the image in
+// x, and the next pixel of the output row starts stride_w * in64 words later; so a run of
+// such pixels is one GEMM call with one segment per kernel row, reading the input where it
+// lies (a kernel row in the top/bottom padding reads zero words: +1 values, corrected like
+// im2col's when pad_value = 0). The other pixels (left/right borders) go through im2col.
+void BConv2D::Impl::gemm_in_place(const Bgemm& gemm, const word_t* input, std::int64_t p0,
+                                  std::int64_t p1, std::vector<std::uint64_t>& a,
+                                  std::int32_t* pop) const {
+  const auto* x64 = reinterpret_cast<const std::uint64_t*>(input);
+  const std::int64_t step = s.stride_w * in64, n = s.out_channels;
+  thread_local std::vector<const std::uint64_t*> segs;
+  segs.resize(s.kernel_h);
+  for (std::int64_t q = p0; q < p1;) {
+    const std::int64_t ox = q % ow, row = q / ow, oy = row % oh, nb = row / oh;
+    const bool inside = flat || (ox >= ox_lo && ox < ox_hi);
+    const std::int64_t stop = flat ? p1 : q - ox + (inside ? ox_hi : ox < ox_lo ? ox_lo : ow);
+    const std::int64_t end = std::min(p1, stop);
+    if (inside && flat) {
+      segs[0] = x64 + q * in64;
+    } else if (inside) {
+      const std::int64_t ix0 = ox * s.stride_w - s.pad_left;
+      for (std::int64_t ky = 0; ky < s.kernel_h; ++ky) {
+        const std::int64_t iy = oy * s.stride_h - s.pad_top + ky * s.dilation_h;
+        segs[ky] = iy < 0 || iy >= s.in_h ? zeros.data()
+                                          : x64 + ((nb * s.in_h + iy) * s.in_w + ix0) * in64;
+      }
+    }
+    if (inside) {
+      gemm_o8(gemm, 0, end - q, s.kernel_h, segs.data(), step, pop + (q - p0) * n);
+    } else {
+      im2col(input, q, end, 0, a.data());
+      gemm_group(gemm, 0, end - q, a.data(), pop + (q - p0) * n);
+    }
+    q = end;
+  }
+}
+
+// Output pixels [p0, p1): im2col per group (or in place), popcount GEMM, epilogue.
+void BConv2D::Impl::run_chunk(const KernelTable& kt, const Bgemm& gemm, const word_t* input,
                               void* output, std::int64_t p0, std::int64_t p1,
                               std::vector<std::uint64_t>& a, std::vector<std::int32_t>& pop) const {
   const std::int64_t m = p1 - p0, n = s.out_channels;
-  const std::int64_t block = std::max<std::int64_t>(4, (16384 / (k64 * 8)) / 4 * 4);
-  for (std::int64_t g = 0; g < s.groups; ++g) {
-    for (std::int64_t i = 0; i < m; ++i) im2col(input, p0 + i, g, a.data() + i * k64);
-    for (std::int64_t j = 0; j < og; j += block)
-      gemm(m, std::min(block, og - j), k64, a.data(), k64, w64.data() + (g * og + j) * k64, k64,
-           pop.data() + g * og + j, n);
+  if (gemm.o8 != nullptr && in_place) {
+    gemm_in_place(gemm, input, p0, p1, a, pop.data());
+  } else {
+    for (std::int64_t g = 0; g < s.groups; ++g) {
+      im2col(input, p0, p1, g, a.data());
+      gemm_group(gemm, g, m, a.data(), pop.data());
+    }
   }
   EpilogueParams p;
   p.n = n;
@@ -392,6 +513,7 @@ BConv2D::BConv2D(const BConv2DShape& shape, const word_t* weights, const OutputT
     im.prepare_weights();
     im.prepare_transform();
     im.prepare_correction();
+    im.prepare_in_place();
   } catch (...) {
     delete impl_;
     throw;
@@ -423,7 +545,7 @@ void BConv2D::run(const word_t* input, void* output, ThreadPool* pool, KernelPat
     bconv2d_reference(im.s, im.weights.data(), im.t, input, output);
     return;
   }
-  ukernel::bgemm* gemm = gemm_variant ? find_bgemm_variant(kt.path, gemm_variant) : kt.bgemm;
+  const Bgemm gemm = gemm_variant ? find_bgemm_variant(kt.path, gemm_variant) : kt.bgemm;
   const std::int64_t pixels = im.s.batch * im.oh * im.ow;
   const std::int64_t threads = parallel_threads(pool, pixels * im.s.out_channels * im.k64);
   const std::int64_t chunks = pixel_chunks(pixels, threads);

@@ -72,13 +72,34 @@ Fn* pick(const char* op, KernelPath path) {
   return reinterpret_cast<Fn*>(find_default(op, path));
 }
 
+bool is_bgemm_op(const char* op) {
+  return std::strcmp(op, "bgemm") == 0 || std::strcmp(op, "bgemm_o8") == 0;
+}
+
+Bgemm as_bgemm(const Entry& e) {
+  Bgemm g;
+  if (std::strcmp(e.op, "bgemm_o8") == 0) g.o8 = reinterpret_cast<ukernel::bgemm_o8*>(e.fn);
+  else g.rows = reinterpret_cast<ukernel::bgemm*>(e.fn);
+  return g;
+}
+
+// A path's own default bgemm_o8 if it has one (it has no portable fallback), else its
+// default rows bgemm.
+Bgemm pick_bgemm(KernelPath path) {
+  for (const Entry& e : kManifest)
+    if (e.path == path && e.is_default && std::strcmp(e.op, "bgemm_o8") == 0) return as_bgemm(e);
+  Bgemm g;
+  g.rows = pick<ukernel::bgemm>("bgemm", path);
+  return g;
+}
+
 KernelTable make_table(KernelPath path) {
   return KernelTable{path,
                      pick<ukernel::pack_f32>("pack_f32", path),
                      pick<ukernel::pack_s8>("pack_s8", path),
                      pick<ukernel::unpack_f32>("unpack_f32", path),
                      pick<ukernel::unpack_s8>("unpack_s8", path),
-                     pick<ukernel::bgemm>("bgemm", path),
+                     pick_bgemm(path),
                      pick<ukernel::epilogue_s32>("epilogue_s32", path),
                      pick<ukernel::epilogue_f32>("epilogue_f32", path),
                      pick<ukernel::epilogue_b1>("epilogue_b1", path),
@@ -189,16 +210,27 @@ const KernelTable& kernel_table(KernelPath path) {
   return tables[static_cast<int>(resolve_kernel_path(path))];
 }
 
-ukernel::bgemm* find_bgemm_variant(KernelPath path, const char* name) {
+Bgemm find_bgemm_variant(KernelPath path, const char* name) {
   path = resolve_kernel_path(path);
   std::string known;
   for (const Entry& e : kManifest) {
-    if (e.path != path || std::strcmp(e.op, "bgemm") != 0) continue;
-    if (std::strcmp(e.name, name) == 0) return reinterpret_cast<ukernel::bgemm*>(e.fn);
+    if (e.path != path || !is_bgemm_op(e.op)) continue;
+    if (std::strcmp(e.name, name) == 0) return as_bgemm(e);
     known += std::string(known.empty() ? "" : ", ") + e.name;
   }
   throw std::invalid_argument(std::string("no bgemm variant '") + name + "' on path '" +
                               kernel_path_name(path) + "'; known: " + known);
+}
+
+void pack_weights_o8(std::int64_t n, std::int64_t k64, const std::uint64_t* rows,
+                     std::uint64_t* out) {
+  const std::int64_t blocks = (n + 7) / 8;
+  for (std::int64_t b = 0; b < blocks; ++b)
+    for (std::int64_t k = 0; k < k64; ++k)
+      for (std::int64_t l = 0; l < 8; ++l) {
+        const std::int64_t j = 8 * b + l;
+        out[(b * k64 + k) * 8 + l] = j < n ? rows[j * k64 + k] : 0;
+      }
 }
 
 // ---- packing entry points ---------------------------------------------------------------

@@ -40,6 +40,15 @@ using bgemm = void(std::int64_t m, std::int64_t n, std::int64_t k64,
                        const std::uint64_t* a, std::int64_t a_stride,
                        const std::uint64_t* w, std::int64_t w_stride, std::int32_t* c,
                        std::int64_t c_stride);
+// The same product with the weights packed for vectorizing over output channels (one
+// SIMD lane per channel, no horizontal sums, no padding of k64): channel j's word k is at
+// w[(j / 8) * k64 * 8 + k * 8 + j % 8] (see pack_weights_o8), lanes past n are zero. The
+// rows of `a` come in `segments` equal parts of L = k64 / segments words, each read from
+// its own base, so a conv can read pixels in place (one part per kernel row):
+//   c[i * c_stride + j] = sum_{s, k < L} popcount(a[s][i * a_stride + k] ^ w_j[s * L + k])
+using bgemm_o8 = void(std::int64_t m, std::int64_t n, std::int64_t k64, std::int64_t segments,
+                          const std::uint64_t* const* a, std::int64_t a_stride,
+                          const std::uint64_t* w, std::int32_t* c, std::int64_t c_stride);
 // out: n int32 (s32), n floats (f32) or words_for(n) words (b1).
 using epilogue_s32 = void(const EpilogueParams& p, const std::int32_t* popcounts,
                               std::int32_t* out);
@@ -59,14 +68,26 @@ using maxpool = void(const BMaxPoolShape& shape, const word_t* in, word_t* out);
 
 namespace bnnkit {
 
-// The kernels one path runs (its default variants, portable where it has none).
+// A bgemm of either weight layout: exactly one of `rows` / `o8` is set.
+struct Bgemm {
+  ukernel::bgemm* rows = nullptr;
+  ukernel::bgemm_o8* o8 = nullptr;
+};
+
+// Packs (n, k64) weight rows (row stride k64) into the layout of ukernel::bgemm_o8:
+// ceil(n / 8) * k64 * 8 words, zero lanes past n.
+void pack_weights_o8(std::int64_t n, std::int64_t k64, const std::uint64_t* rows,
+                     std::uint64_t* out);
+
+// The kernels one path runs (its default variants, portable where it has none; a path
+// with a default bgemm_o8 variant runs that instead of its rows bgemm).
 struct KernelTable {
   KernelPath path;
   ukernel::pack_f32* pack_f32;
   ukernel::pack_s8* pack_s8;
   ukernel::unpack_f32* unpack_f32;
   ukernel::unpack_s8* unpack_s8;
-  ukernel::bgemm* bgemm;
+  Bgemm bgemm;
   ukernel::epilogue_s32* epilogue_s32;
   ukernel::epilogue_f32* epilogue_f32;
   ukernel::epilogue_b1* epilogue_b1;
@@ -76,8 +97,8 @@ struct KernelTable {
 // kAuto -> active_kernel_path(); throws std::runtime_error if the path is unsupported here.
 KernelPath resolve_kernel_path(KernelPath path);
 const KernelTable& kernel_table(KernelPath path);
-// The bgemm variant of `path` called `name`; throws std::invalid_argument listing the
-// bgemm variants of that path when there is none.
-ukernel::bgemm* find_bgemm_variant(KernelPath path, const char* name);
+// The bgemm / bgemm_o8 variant of `path` called `name`; throws std::invalid_argument
+// listing the bgemm variants of that path when there is none.
+Bgemm find_bgemm_variant(KernelPath path, const char* name);
 
 }  // namespace bnnkit

@@ -78,7 +78,8 @@ void test_bgemm_variants() {
   for (auto& v : w) v = (std::uint64_t(rng()) << 32) | rng();
   BConv2DShape s = BConv2DShape::dense(7, 40 * 64, 9);
   for (const KernelInfo& info : kernel_manifest()) {
-    if (std::string(info.op) != "bgemm" || !kernel_path_supported(info.path)) continue;
+    const std::string op = info.op;
+    if ((op != "bgemm" && op != "bgemm_o8") || !kernel_path_supported(info.path)) continue;
     // Drive the variant through a dense layer with k64 = 1..40 words.
     for (std::int64_t k64 : {1, 2, 3, 4, 5, 8, 9, 31, 33, 40}) {
       s.in_channels = k64 * 64;

@@ -1,8 +1,20 @@
-// AVX-512 kernels (F + BW + VL + VPOPCNTDQ): bit-packing with mask compares, a popcount
-// GEMM on 512-bit chunks with VPOPCNTQ (4 pixels x 4 output channels per step; 8 64-bit
-// words per chunk, the k64 % 8 tail by masked loads of zeros), and the output transforms.
-// Compiled with its own flags only; only the entry points have external linkage.
+// AVX-512 kernels (F + BW + VL + VPOPCNTDQ): bit-packing with mask compares, popcount
+// GEMMs with VPOPCNTQ, and the output transforms. Compiled with its own flags only; only
+// the entry points have external linkage.
+//
+// Two GEMM layouts. The default, `_o8`, vectorizes over output channels: one 64-bit lane
+// per channel, weights packed by 8 channels (ukernels.h), each input word broadcast to all
+// lanes. A 6-pixel x 32-channel tile keeps 24 accumulators, 4 weight vectors and the
+// broadcast in the 32 zmm registers; per input word it loads 4 + 6 vectors for 24
+// XOR + VPOPCNTQ + ADD triples, so the loop is bound by the vector ALUs (on Zen 5:
+// 2 VPOPCNTQ and 4 XOR/ADD per cycle, i.e. ~1.3 triples = ~680 binary MACs per cycle),
+// needs no horizontal sums and no padding of the reduction to 512 bits. The rows layout
+// (`4x4`, 8 words per 512-bit chunk along the reduction, masked tail, 16 horizontal sums
+// per tile) is kept as a variant: it wastes lanes when k64 % 8 != 0 and its sums cost as
+// much as the loop on short reductions (3x3 x 64 channels = 9 words).
 #include <immintrin.h>
+
+#include <cstring>
 
 #include "kernels/output_transform.h"
 #include "kernels/ukernels.h"
@@ -56,7 +68,90 @@ void rows(std::int64_t n, std::int64_t k64, const std::uint64_t* a, std::int64_t
   for (; j < n; ++j) tile<MR, 1>(k64, a, as, w + j * ws, ws, c + j, cs);
 }
 
+// ---- o8 layout: 64-bit lane = output channel -----------------------------------------
+
+constexpr int kMR = 6;  // pixels per tile
+constexpr int kNR = 4;  // 8-channel blocks per tile
+
+// c[i][8j + l] for i < MR, j < NR, l < lanes of block j (8 but the last: `last_lanes`);
+// pixel i's words of segment s start at a[s] + off + i * as.
+template <int MR, int NR>
+void tile_o8(std::int64_t k64, std::int64_t segs, const std::uint64_t* const* a, std::int64_t off,
+             std::int64_t as, const std::uint64_t* w, std::int32_t* c, std::int64_t cs,
+             int last_lanes) {
+  __m512i acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_si512();
+  const std::int64_t block = k64 * 8, len = k64 / segs;  // words between 8-channel blocks
+  for (std::int64_t sg = 0; sg < segs; ++sg) {
+    const std::uint64_t* x0 = a[sg] + off;
+    const std::uint64_t* ws = w + sg * len * 8;
+    for (std::int64_t k = 0; k < len; ++k) {
+      __m512i wv[NR];
+      for (int j = 0; j < NR; ++j) wv[j] = _mm512_loadu_si512(ws + j * block + k * 8);
+      for (int i = 0; i < MR; ++i) {
+        long long word;  // in-place input words may be only 4-byte aligned
+        std::memcpy(&word, x0 + i * as + k, sizeof(word));
+        const __m512i x = _mm512_set1_epi64(word);
+        for (int j = 0; j < NR; ++j)
+          acc[i][j] = _mm512_add_epi64(acc[i][j], _mm512_popcnt_epi64(_mm512_xor_si512(x, wv[j])));
+      }
+    }
+  }
+  const __mmask8 tail = static_cast<__mmask8>((1u << last_lanes) - 1u);
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) {
+      const __m256i v = _mm512_cvtepi64_epi32(acc[i][j]);  // counts < 2^31
+      if (j + 1 < NR || last_lanes == 8) _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + i * cs + 8 * j), v);
+      else _mm256_mask_storeu_epi32(c + i * cs + 8 * j, tail, v);
+    }
+}
+
+using TileO8 = void(std::int64_t, std::int64_t, const std::uint64_t* const*, std::int64_t,
+                    std::int64_t, const std::uint64_t*, std::int32_t*, std::int64_t, int);
+
+template <int MR>
+TileO8* tile_o8_for(int nr) {
+  switch (nr) {
+    case 1: return tile_o8<MR, 1>;
+    case 2: return tile_o8<MR, 2>;
+    case 3: return tile_o8<MR, 3>;
+    default: return tile_o8<MR, 4>;
+  }
+}
+
+TileO8* tile_o8_for(int mr, int nr) {
+  switch (mr) {
+    case 1: return tile_o8_for<1>(nr);
+    case 2: return tile_o8_for<2>(nr);
+    case 3: return tile_o8_for<3>(nr);
+    case 4: return tile_o8_for<4>(nr);
+    case 5: return tile_o8_for<5>(nr);
+    default: return tile_o8_for<6>(nr);
+  }
+}
+
 }  // namespace
+
+void bnn_b1_gemm_ukernel_6x32__avx512_vpopcntq_o8(std::int64_t m, std::int64_t n,
+                                                  std::int64_t k64, std::int64_t segments,
+                                                  const std::uint64_t* const* a,
+                                                  std::int64_t as, const std::uint64_t* w,
+                                                  std::int32_t* c, std::int64_t cs) {
+  // Channel blocks outside, pixels inside: a 32-channel weight block (k64 * 256 bytes)
+  // stays in L1 while every pixel tile of the chunk passes over it.
+  for (std::int64_t j = 0; j < n; j += 8 * kNR) {
+    const std::int64_t left = n - j;
+    const int nr = static_cast<int>(left >= 8 * kNR ? kNR : (left + 7) / 8);
+    const int last = static_cast<int>(left >= 8 * kNR ? 8 : left - 8 * (nr - 1));
+    const std::uint64_t* wj = w + (j / 8) * k64 * 8;
+    TileO8* full = tile_o8_for(kMR, nr);
+    std::int64_t i = 0;
+    for (; i + kMR <= m; i += kMR) full(k64, segments, a, i * as, as, wj, c + i * cs + j, cs, last);
+    if (i < m)
+      tile_o8_for(static_cast<int>(m - i), nr)(k64, segments, a, i * as, as, wj, c + i * cs + j, cs, last);
+  }
+}
 
 void bnn_f32_b1_pack_ukernel__avx512(const float* x, std::int64_t rows, std::int64_t channels,
                                      word_t* out) {
@@ -125,9 +220,44 @@ void bnn_s32_s32_dot_ukernel__avx512(const EpilogueParams& p, const std::int32_t
   detail::epilogue_s32_loop(p, pop, out);
 }
 
+// 16 channels per step: d = K - 2 * pop (- correction), y = clamp(d * m + b); unmasked
+// loads and stores but for the tail (masked stores are slow on some cores), and the
+// parameters read once into registers (the stores could alias `p` otherwise).
+namespace {
+template <bool kCorr>
+inline void f32_block(__m512i k, __m512 lo, __m512 hi, const std::int32_t* pop,
+                      const std::int32_t* corr, const float* mul, const float* bias,
+                      float* out, __mmask16 m, bool full) {
+  const __m512i cnt = full ? _mm512_loadu_si512(pop) : _mm512_maskz_loadu_epi32(m, pop);
+  __m512i d = _mm512_sub_epi32(k, _mm512_add_epi32(cnt, cnt));
+  if (kCorr) d = _mm512_sub_epi32(d, full ? _mm512_loadu_si512(corr) : _mm512_maskz_loadu_epi32(m, corr));
+  const __m512 mv = full ? _mm512_loadu_ps(mul) : _mm512_maskz_loadu_ps(m, mul);
+  const __m512 bv = full ? _mm512_loadu_ps(bias) : _mm512_maskz_loadu_ps(m, bias);
+  // multiply then add (no FMA), rounding as the other paths do
+  const __m512 y = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d), mv), bv), lo), hi);
+  if (full) _mm512_storeu_ps(out, y);
+  else _mm512_mask_storeu_ps(out, m, y);
+}
+
+template <bool kCorr>
+void f32_channels(const EpilogueParams& p, const std::int32_t* pop, float* out) {
+  const __m512i k = _mm512_set1_epi32(p.k_bits);
+  const __m512 lo = _mm512_set1_ps(p.clamp_min), hi = _mm512_set1_ps(p.clamp_max);
+  const std::int64_t n = p.n;
+  const std::int32_t* corr = p.correction;
+  const float *mul = p.multiplier, *bias = p.bias;
+  std::int64_t o = 0;
+  for (; o + 16 <= n; o += 16)
+    f32_block<kCorr>(k, lo, hi, pop + o, kCorr ? corr + o : nullptr, mul + o, bias + o, out + o, 0xFFFF, true);
+  if (o < n)
+    f32_block<kCorr>(k, lo, hi, pop + o, kCorr ? corr + o : nullptr, mul + o, bias + o, out + o, mask16(n - o), false);
+}
+}  // namespace
+
 void bnn_s32_f32_minmax_ukernel__avx512(const EpilogueParams& p, const std::int32_t* pop,
                                         float* out) {
-  detail::epilogue_f32_loop(p, pop, out);
+  if (p.correction) f32_channels<true>(p, pop, out);
+  else f32_channels<false>(p, pop, out);
 }
 
 // 16 channels per compare: bit = (sign * d < threshold), tails by masked loads.
