@@ -121,6 +121,39 @@ def test_conv_in_place_edges(cin, cout, k, hw):
                    pad_value=pad_value, batch=3)
 
 
+@pytest.mark.parametrize("acc_clamp", [(0, None), (-4, 6), (None, -2), (3, 3), (-1000, 1000)])
+@pytest.mark.parametrize("cin,pad_value", [(33, 0), (64, 1), (128, 0)])
+def test_accumulator_clamp_is_fused(acc_clamp, cin, pad_value):
+    # y = clamp(clamp(d, amin, amax) * m + b): a ReLU before batch-norm (QuickNet) is amin = 0;
+    # bits fold the clamp into the thresholds (ends become always/never), floats clamp d
+    rng = np.random.default_rng(cin + pad_value)
+    x, w = _signs(rng, (2, 6, 7, cin)), _signs(rng, (24, 3, 3, cin))
+    px, pw = bits.pack_bits(x), bits.pack_bits(w)
+    d = oracle_conv(x, w, stride=1, dilation=1, groups=1, padding="same", pad_value=pad_value)
+    lo_acc = -(2**31) if acc_clamp[0] is None else acc_clamp[0]
+    hi_acc = 2**31 - 1 if acc_clamp[1] is None else acc_clamp[1]
+    a = np.clip(d, lo_acc, hi_acc)
+    m, b = transforms(rng, 24)
+    b = b + rng.choice([0.0, -3.0, 2.0], size=24).astype(np.float32) * np.abs(m)  # ties at small d
+    for clamp in [(None, None), (-1.0, 1.5)]:
+        lo, hi = (-np.inf if clamp[0] is None else clamp[0]), (np.inf if clamp[1] is None else clamp[1])
+        args = dict(padding="same", pad_value=pad_value, multiplier=m, bias=b, clamp=clamp,
+                    acc_clamp=acc_clamp)
+        for path in PATHS:
+            y = K.bconv2d(px, pw, cin, output="float", path=path, num_threads=2, **args)
+            np.testing.assert_allclose(y, expected_float(a, m, b, lo, hi), rtol=1e-6, atol=1e-5)
+            got = K.bconv2d(px, pw, cin, output="bits", path=path, **args)
+            assert np.array_equal(got, expected_bits(a, m, b, lo, hi)), (path, clamp)
+            raw = K.bconv2d(px, pw, cin, output="int32", path=path, **args)
+            assert np.array_equal(raw, d), path  # int32 output is the unclamped dot product
+
+
+def test_accumulator_clamp_rejects_an_empty_range():
+    pw = bits.pack_bits(np.ones((4, 1, 1, 8), np.float32))
+    with pytest.raises(ValueError, match="acc_clamp needs lo <= hi"):
+        K.BConv2d(pw, (1, 2, 2), 8, acc_clamp=(3, 2))
+
+
 @pytest.mark.parametrize("cin,groups", [(64, 2), (66, 2), (96, 3), (40, 4)])
 @pytest.mark.parametrize("pad_value", [0, 1])
 def test_conv_groups(cin, groups, pad_value):

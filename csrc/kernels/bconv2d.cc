@@ -119,9 +119,24 @@ void bmaxpool2d(const BMaxPoolShape& shape, const word_t* input, word_t* output,
 
 // ---- bit thresholds (rule (3) of output_transform.h) -------------------------------------
 
+namespace {
+// The threshold of the unclamped rule (bit iff d < t for m > 0, d > t for m < 0) under the
+// accumulator clamp (1'): unchanged inside (amin, amax], else "always" or "never".
+std::int32_t clamped_threshold(bool positive, std::int64_t t, std::int32_t amin, std::int32_t amax) {
+  if (positive) {
+    if (t <= amin) return INT32_MIN;
+    if (t > amax) return INT32_MAX;
+  } else {
+    if (t >= amax) return INT32_MIN;
+    if (t < amin) return INT32_MAX;
+  }
+  return static_cast<std::int32_t>(t);
+}
+}  // namespace
+
 void compute_bit_thresholds(std::int64_t n, std::int32_t k_bits, const float* multiplier,
-                            const float* bias, float lo, float hi, std::int32_t* sign,
-                            std::int32_t* threshold) {
+                            const float* bias, float lo, float hi, std::int32_t acc_min,
+                            std::int32_t acc_max, std::int32_t* sign, std::int32_t* threshold) {
   const std::int64_t edge = static_cast<std::int64_t>(k_bits) + 2;
   for (std::int64_t o = 0; o < n; ++o) {
     const double m = multiplier[o], b = bias[o];
@@ -140,10 +155,12 @@ void compute_bit_thresholds(std::int64_t n, std::int32_t k_bits, const float* mu
     } else {      // largest t with !negative(t)
       while (t < edge && !negative(t + 1)) ++t;
       while (t > -edge && negative(t)) --t;
-      sign[o] = -1;
-      t = -t;
     }
-    threshold[o] = static_cast<std::int32_t>(t);
+    threshold[o] = clamped_threshold(m > 0, t, acc_min, acc_max);
+    if (m < 0 && threshold[o] != INT32_MIN && threshold[o] != INT32_MAX) {
+      sign[o] = -1;
+      threshold[o] = static_cast<std::int32_t>(-t);
+    }
   }
 }
 
@@ -259,8 +276,9 @@ void BConv2D::Impl::prepare_transform() {
     bad("clamp needs clamp_min <= clamp_max (no NaN)");
   sign.resize(n);
   threshold.resize(n);
+  if (t.acc_min > t.acc_max) bad("acc clamp needs acc_min <= acc_max");
   compute_bit_thresholds(n, k_bits, multiplier.data(), bias.data(), t.clamp_min, t.clamp_max,
-                         sign.data(), threshold.data());
+                         t.acc_min, t.acc_max, sign.data(), threshold.data());
 }
 
 namespace {
@@ -477,6 +495,8 @@ void BConv2D::Impl::run_chunk(const KernelTable& kt, const Bgemm& gemm, const wo
   p.bias = bias.data();
   p.clamp_min = t.clamp_min;
   p.clamp_max = t.clamp_max;
+  p.acc_min = t.acc_min;
+  p.acc_max = t.acc_max;
   p.sign = sign.data();
   p.threshold = threshold.data();
   for (std::int64_t i = 0; i < m; ++i) {

@@ -12,9 +12,11 @@
 //           (precomputed from the weights per border class, see bconv2d.cc).
 //
 //   (1)  d = K - 2 * pop - corr                         the exact integer dot product
-//   (2)  y = clamp(d * m[o] + b[o], lo, hi)             float output (BN folded into m, b;
+//   (1') a = clamp(d, amin, amax)                       an integer clamp before the affine
+//                                                       (ReLU before BN: amin = 0), else a = d
+//   (2)  y = clamp(a * m[o] + b[o], lo, hi)             float output (BN folded into m, b;
 //                                                       ReLU = lo 0, hard-tanh = [-1, 1])
-//   (3)  bit = 1  <=>  clamp(d * m + b, lo, hi) < 0     bit output (bit 1 means -1)
+//   (3)  bit = 1  <=>  clamp(a * m + b, lo, hi) < 0     bit output (bit 1 means -1)
 //
 // Bit output without floats. clamp(y) = min(max(y, lo), hi) < 0 holds iff hi < 0, or
 // lo < 0 and y < 0. The sign of y = d*m + b is taken in exact arithmetic: d*m is exact in
@@ -28,7 +30,12 @@
 // m == 0 makes y = b for every d: bit = (b < 0), i.e. T = INT32_MAX (always) or
 // INT32_MIN (never) with s = 1; hi < 0 and lo >= 0 use the same constants. Thresholds are
 // clamped to [-K - 2, K + 2] ∪ {INT32_MIN, INT32_MAX}, outside which |d| <= K never
-// reaches. The float path (2) rounds d*m + b in float and may differ from (3) only for
+// reaches.
+// The clamp (1') folds into the thresholds: a = clamp(d) is monotone in d, so for m > 0
+// "a < t" is never true when t <= amin, always when t > amax, and otherwise the same as
+// "d < t" (d < amin gives a = amin < t; d > amax gives a = amax >= t); for m < 0, "a > t" is
+// never true when t >= amax, always when t < amin, else the same as "d > t". So the
+// per-channel (s, T) of the unclamped rule only turn into the constants at the ends. The float path (2) rounds d*m + b in float and may differ from (3) only for
 // |y| within one float rounding of 0; bits are exact to the rule (3).
 #pragma once
 
@@ -38,10 +45,11 @@
 
 namespace bnnkit {
 
-// Per-channel (sign, threshold) for rule (3). Defined in bconv2d.cc (generic code).
+// Per-channel (sign, threshold) for rule (3) with the clamp (1') [acc_min, acc_max].
+// Defined in bconv2d.cc (generic code).
 void compute_bit_thresholds(std::int64_t n, std::int32_t k_bits, const float* multiplier,
-                            const float* bias, float lo, float hi, std::int32_t* sign,
-                            std::int32_t* threshold);
+                            const float* bias, float lo, float hi, std::int32_t acc_min,
+                            std::int32_t acc_max, std::int32_t* sign, std::int32_t* threshold);
 
 namespace detail {
 
@@ -63,7 +71,9 @@ static inline void epilogue_f32_loop(const EpilogueParams& p, const std::int32_t
                                      float* out) {
   const float lo = p.clamp_min, hi = p.clamp_max;
   for (std::int64_t o = 0; o < p.n; ++o) {
-    float y = static_cast<float>(dot_of(p, pop, o)) * p.multiplier[o] + p.bias[o];
+    std::int32_t a = dot_of(p, pop, o);
+    a = a < p.acc_min ? p.acc_min : (a > p.acc_max ? p.acc_max : a);
+    float y = static_cast<float>(a) * p.multiplier[o] + p.bias[o];
     y = y < lo ? lo : y;
     out[o] = y > hi ? hi : y;
   }

@@ -3,6 +3,7 @@
 // an ISA translation unit exports nothing but its entry points (see bits.h).
 #pragma once
 
+#include <climits>
 #include <cstdint>
 
 #include "bnnkit/bits.h"
@@ -21,6 +22,7 @@ struct EpilogueParams {
   const float* multiplier = nullptr;         // n values (float output)
   const float* bias = nullptr;               // n values (float output)
   float clamp_min = 0.0f, clamp_max = 0.0f;  // float output
+  std::int32_t acc_min = INT32_MIN, acc_max = INT32_MAX;  // float output: clamp of d first
   const std::int32_t* sign = nullptr;        // n values of +-1 (bit output)
   const std::int32_t* threshold = nullptr;   // n values: bit = (sign * d < threshold)
 };

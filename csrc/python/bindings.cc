@@ -7,7 +7,9 @@
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -118,7 +120,8 @@ bnnkit::OutputKind kind_of(const std::string& name) {
 // stride_w, dilation_h, dilation_w, pad_top, pad_bottom, pad_left, pad_right, groups.
 void init_bconv(bnnkit::BConv2D* self, In<std::uint32_t> weights, std::vector<std::int64_t> v,
                 bool same, int pad_value, const std::string& kind, std::vector<float> multiplier,
-                std::vector<float> bias, float clamp_min, float clamp_max) {
+                std::vector<float> bias, float clamp_min, float clamp_max, std::int64_t acc_min,
+                std::int64_t acc_max) {
   need(v.size() == 16, "BConv2D: shape needs 16 integers");
   bnnkit::BConv2DShape s;
   std::int64_t* fields[] = {&s.batch, &s.in_h, &s.in_w, &s.in_channels, &s.out_channels,
@@ -140,6 +143,9 @@ void init_bconv(bnnkit::BConv2D* self, In<std::uint32_t> weights, std::vector<st
   t.bias = std::move(bias);
   t.clamp_min = clamp_min;
   t.clamp_max = clamp_max;
+  const std::int64_t lo32 = std::numeric_limits<std::int32_t>::min(), hi32 = std::numeric_limits<std::int32_t>::max();
+  t.acc_min = static_cast<std::int32_t>(std::clamp(acc_min, lo32, hi32));
+  t.acc_max = static_cast<std::int32_t>(std::clamp(acc_max, lo32, hi32));
   new (self) bnnkit::BConv2D(s, weights.data(), t);
 }
 

@@ -8,11 +8,9 @@
 //     y = clamp(m[o]*a + b[o], out_min, out_max)       (float32; BN folded into m, b)
 // and stores y (f32 output) or the bit [m[o]*a + b[o], clamped, < 0] evaluated exactly
 // (bits output; a*m is exact in double and a rounded double sum keeps the exact sign).
-// When the accumulator clamp is the identity (the common case) the kernel's own transform
-// is exactly this: y = clamp(d*multiplier + bias, clamp_min, clamp_max) in float, or that
-// exact sign as a bit via per-channel integer thresholds (csrc/kernels/output_transform.h),
-// so it is fused there. Otherwise the kernel writes int32 accumulators and the epilogue
-// below applies the same rules.
+// The kernel's output transform is exactly this, accumulator clamp included (the clamp
+// folds into the per-channel bit thresholds; csrc/kernels/output_transform.h), so the whole
+// op is one fused kernel call.
 #include <algorithm>
 #include <limits>
 
@@ -85,46 +83,29 @@ class Quantize : public OpImpl {
   std::vector<float> tmp_;
 };
 
+// bconv2d / bdense: y = clamp(clamp(d, acc_min, acc_max) * m + b, out_min, out_max) (or its
+// sign as a bit), all of it fused into the kernel's output transform (output_transform.h).
 class BinaryConv : public OpImpl {
  public:
   explicit BinaryConv(const OpArgs& a) : x_(a.in[0]), y_(a.out) {
     const std::int64_t o = a.desc(1).shape[0];
     BConv2DShape s = a.node.op == Op::kBDense ? BConv2DShape::dense(a.desc(0).shape[0], a.desc(0).shape[1], o)
                                               : conv_shape(a);
-    m_ = channel_vector(a, 2, o, 1.0f);
-    b_ = channel_vector(a, 3, o, 0.0f);
-    acc_min_ = a.attrs.i("acc_min");
-    acc_max_ = a.attrs.i("acc_max");
-    out_min_ = static_cast<float>(a.attrs.f("out_min"));
-    out_max_ = static_cast<float>(a.attrs.f("out_max"));
-    bits_out_ = a.out->dtype == DType::kBits;
-    fused_ = acc_min_ <= std::numeric_limits<std::int32_t>::min() && acc_max_ >= std::numeric_limits<std::int32_t>::max();
     OutputTransform t;
-    if (fused_) {
-      t.kind = bits_out_ ? OutputKind::kBits : OutputKind::kFloat;
-      t.multiplier = m_;
-      t.bias = b_;
-      t.clamp_min = out_min_;
-      t.clamp_max = out_max_;
-    } else {
-      t.kind = OutputKind::kInt32;
-    }
+    t.kind = a.out->dtype == DType::kBits ? OutputKind::kBits : OutputKind::kFloat;
+    t.multiplier = channel_vector(a, 2, o, 1.0f);
+    t.bias = channel_vector(a, 3, o, 0.0f);
+    t.clamp_min = static_cast<float>(a.attrs.f("out_min"));
+    t.clamp_max = static_cast<float>(a.attrs.f("out_max"));
+    // int32 range and acc_min <= acc_max are checked by the loader (graph.cc)
+    t.acc_min = static_cast<std::int32_t>(a.attrs.i("acc_min"));
+    t.acc_max = static_cast<std::int32_t>(a.attrs.i("acc_max"));
     conv_.reset(new BConv2D(s, a.in[1]->w(), t));
-    o_ = o;
-    pixels_ = a.out->numel / o;
   }
 
-  std::string kernel() const override { return active_path() + (fused_ ? "" : "+int32_epilogue"); }
+  std::string kernel() const override { return active_path(); }
 
-  void run(const RunContext& ctx) override {
-    if (fused_) {
-      conv_->run(x_->w(), y_->data, ctx.pool);
-      return;
-    }
-    acc_.resize(static_cast<std::size_t>(pixels_ * o_));
-    conv_->run(x_->w(), acc_.data(), ctx.pool);
-    epilogue();
-  }
+  void run(const RunContext& ctx) override { conv_->run(x_->w(), y_->data, ctx.pool); }
 
  private:
   static BConv2DShape conv_shape(const OpArgs& a) {
@@ -141,32 +122,9 @@ class BinaryConv : public OpImpl {
     return s;
   }
 
-  void epilogue() {
-    const std::int64_t words = words_for(o_);
-    for (std::int64_t p = 0; p < pixels_; ++p) {
-      const std::int32_t* acc = acc_.data() + p * o_;
-      if (bits_out_) std::fill(y_->w() + p * words, y_->w() + (p + 1) * words, word_t{0});
-      for (std::int64_t o = 0; o < o_; ++o) {
-        const std::int64_t a = std::min<std::int64_t>(std::max<std::int64_t>(acc[o], acc_min_), acc_max_);
-        if (!bits_out_) {
-          y_->f()[p * o_ + o] = std::min(std::max(m_[o] * static_cast<float>(a) + b_[o], out_min_), out_max_);
-          continue;
-        }
-        // Exact sign: a*m is exact in double and the rounded sum keeps the exact sum's sign.
-        const double y = std::min(std::max(static_cast<double>(a) * m_[o] + b_[o], double{out_min_}), double{out_max_});
-        if (y < 0.0) y_->w()[p * words + o / kBitsPerWord] |= word_t{1} << (o % kBitsPerWord);
-      }
-    }
-  }
-
   const Tensor* x_;
   const Tensor* y_;
   std::unique_ptr<BConv2D> conv_;
-  std::vector<float> m_, b_;
-  std::vector<std::int32_t> acc_;
-  std::int64_t acc_min_, acc_max_, o_, pixels_;
-  float out_min_, out_max_;
-  bool bits_out_, fused_;
 };
 
 class BMaxPool : public OpImpl {

@@ -1,6 +1,7 @@
 // Float ops on NHWC activations: conv2d (im2col + GEMM; depthwise direct), dense (GEMM),
 // max/avg pooling and global average pooling. Semantics: docs/format.md section 8.
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
 #include "runtime/ops.h"
@@ -10,6 +11,14 @@ namespace rt {
 namespace {
 
 using format::Op;
+
+// Copies n floats with fixed-size moves (a std::copy of the few channels of one tap would
+// be a memmove call each time).
+inline void copy_floats(float* dst, const float* src, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + 4 <= n; i += 4) std::memcpy(dst + i, src + i, 4 * sizeof(float));
+  for (; i < n; ++i) std::memcpy(dst + i, src + i, sizeof(float));
+}
 
 struct ConvGeom {
   std::int64_t n, h, w, c, o, g, cg, og, kh, kw;
@@ -58,10 +67,13 @@ class Conv2D : public OpImpl {
     const std::int64_t rows = s_.n * s_.win.out_h * s_.win.out_w;
     const std::int64_t chunks = (rows + kChunk - 1) / kChunk;
     const std::int64_t work = rows * s_.o * s_.kh * s_.kw * s_.cg;
+    // A thread's consecutive chunks are merged into GEMM calls of up to block_rows() rows:
+    // a BLAS call costs microseconds of set-up, which small calls pay thousands of times.
     parallel(ctx, chunks, [&](std::int64_t b, std::int64_t e) {
       std::vector<float> scratch;
-      for (std::int64_t ch = b; ch < e; ++ch) {
-        const std::int64_t r0 = ch * kChunk, r1 = std::min(rows, r0 + kChunk);
+      const std::int64_t end = std::min(rows, e * kChunk), step = depthwise_ ? kChunk : block_rows();
+      for (std::int64_t r0 = b * kChunk; r0 < end; r0 += step) {
+        const std::int64_t r1 = std::min(end, r0 + step);
         depthwise_ ? run_depthwise(r0, r1) : run_gemm(r0, r1, scratch);
       }
     }, work);
@@ -70,24 +82,76 @@ class Conv2D : public OpImpl {
  private:
   static constexpr std::int64_t kChunk = 48;  // output pixels per task (a multiple of the GEMM's 6 rows)
 
-  // Input pixel (n, iy, ix) for output row r and tap t, or nullptr in the padding.
-  const float* tap(std::int64_t r, std::int64_t t) const {
+  // Rows per GEMM call: all of them for 1x1 convs (no scratch), else an im2col block of
+  // about 256 KiB (kChunk at least, 1536 at most).
+  std::int64_t block_rows() const {
+    if (pointwise_) return std::int64_t(1) << 40;
+    const std::int64_t k = s_.kh * s_.kw * s_.cg;
+    return std::clamp<std::int64_t>((65536 / k) / kChunk * kChunk, kChunk, 1536);
+  }
+
+  // The input pixels under the kh*kw taps of output row r (tap t = ky*KW + kx), nullptr in
+  // the padding; the row's coordinates are divided out once, not per tap.
+  void taps(std::int64_t r, const float** out) const {
     const std::int64_t ow = r % s_.win.out_w, oh = (r / s_.win.out_w) % s_.win.out_h, n = r / (s_.win.out_w * s_.win.out_h);
-    const std::int64_t iy = oh * s_.win.sh - s_.win.pt + (t / s_.kw) * s_.win.dh;
-    const std::int64_t ix = ow * s_.win.sw - s_.win.pl + (t % s_.kw) * s_.win.dw;
-    if (iy < 0 || iy >= s_.h || ix < 0 || ix >= s_.w) return nullptr;
-    return x_->f() + ((n * s_.h + iy) * s_.w + ix) * s_.c;
+    for (std::int64_t ky = 0; ky < s_.kh; ++ky) {
+      const std::int64_t iy = oh * s_.win.sh - s_.win.pt + ky * s_.win.dh;
+      for (std::int64_t kx = 0; kx < s_.kw; ++kx) {
+        const std::int64_t ix = ow * s_.win.sw - s_.win.pl + kx * s_.win.dw;
+        const bool inside = iy >= 0 && iy < s_.h && ix >= 0 && ix < s_.w;
+        *out++ = inside ? x_->f() + ((n * s_.h + iy) * s_.w + ix) * s_.c : nullptr;
+      }
+    }
   }
 
   void run_depthwise(std::int64_t r0, std::int64_t r1) const {
+    std::vector<const float*> in(static_cast<std::size_t>(s_.kh * s_.kw));
     for (std::int64_t r = r0; r < r1; ++r) {
       float* out = y_->f() + r * s_.o;
       std::copy(bias_.begin(), bias_.end(), out);
+      taps(r, in.data());
       for (std::int64_t t = 0; t < s_.kh * s_.kw; ++t) {
-        const float* in = tap(r, t);
-        if (!in) continue;
+        if (!in[t]) continue;
+        const float* x = in[t];
         const float* w = packed_.data() + t * s_.o;
-        for (std::int64_t c = 0; c < s_.c; ++c) out[c] += in[c] * w[c];
+        for (std::int64_t c = 0; c < s_.c; ++c) out[c] += x[c] * w[c];
+      }
+    }
+  }
+
+  // Rows [r0, r1) of group grp's im2col matrix (k = KH*KW*Cg columns, zero in the padding).
+  // Coordinates are stepped per row; with groups == 1 and dilation_w == 1 a kernel row
+  // inside the image is one copy of KW*C contiguous floats.
+  void im2col(std::int64_t r0, std::int64_t r1, std::int64_t grp, float* a) const {
+    const std::int64_t k = s_.kh * s_.kw * s_.cg, run = s_.kw * s_.cg;
+    std::int64_t ow = r0 % s_.win.out_w, oh = (r0 / s_.win.out_w) % s_.win.out_h, n = r0 / (s_.win.out_w * s_.win.out_h);
+    for (std::int64_t r = r0; r < r1; ++r, a += k) {
+      const std::int64_t ix0 = ow * s_.win.sw - s_.win.pl;
+      const bool whole = s_.g == 1 && s_.win.dw == 1 && ix0 >= 0 && ix0 + s_.kw <= s_.w;
+      for (std::int64_t ky = 0; ky < s_.kh; ++ky) {
+        float* dst = a + ky * run;
+        const std::int64_t iy = oh * s_.win.sh - s_.win.pt + ky * s_.win.dh;
+        if (iy < 0 || iy >= s_.h) {
+          std::memset(dst, 0, sizeof(float) * static_cast<std::size_t>(run));
+          continue;
+        }
+        const float* row = x_->f() + (n * s_.h + iy) * s_.w * s_.c;
+        if (whole) {
+          copy_floats(dst, row + ix0 * s_.c, run);
+          continue;
+        }
+        for (std::int64_t kx = 0; kx < s_.kw; ++kx, dst += s_.cg) {
+          const std::int64_t ix = ix0 + kx * s_.win.dw;
+          if (ix < 0 || ix >= s_.w) std::memset(dst, 0, sizeof(float) * static_cast<std::size_t>(s_.cg));
+          else copy_floats(dst, row + ix * s_.c + grp * s_.cg, s_.cg);
+        }
+      }
+      if (++ow == s_.win.out_w) {
+        ow = 0;
+        if (++oh == s_.win.out_h) {
+          oh = 0;
+          ++n;
+        }
       }
     }
   }
@@ -95,21 +159,14 @@ class Conv2D : public OpImpl {
   void run_gemm(std::int64_t r0, std::int64_t r1, std::vector<float>& a) const {
     const std::int64_t rows = r1 - r0, k = s_.kh * s_.kw * s_.cg;
     float* out = y_->f() + r0 * s_.o;
-    for (std::int64_t r = 0; r < rows; ++r) std::copy(bias_.begin(), bias_.end(), out + r * s_.o);
+    for (std::int64_t r = 0; r < rows; ++r) copy_floats(out + r * s_.o, bias_.data(), s_.o);
     if (pointwise_) {
       sgemm_acc(rows, s_.o, k, x_->f() + r0 * s_.c, s_.c, packed_.data(), s_.o, out, s_.o);
       return;
     }
     a.resize(static_cast<std::size_t>(rows * k));
     for (std::int64_t grp = 0; grp < s_.g; ++grp) {
-      for (std::int64_t r = 0; r < rows; ++r) {
-        for (std::int64_t t = 0; t < s_.kh * s_.kw; ++t) {
-          const float* in = tap(r0 + r, t);
-          float* dst = a.data() + r * k + t * s_.cg;
-          if (in) std::copy(in + grp * s_.cg, in + (grp + 1) * s_.cg, dst);
-          else std::fill(dst, dst + s_.cg, 0.0f);
-        }
-      }
+      im2col(r0, r1, grp, a.data());
       sgemm_acc(rows, s_.og, k, a.data(), k, packed_.data() + grp * k * s_.og, s_.og, out + grp * s_.og, s_.o);
     }
   }

@@ -12,7 +12,8 @@ The binary conv computes, per output pixel and channel (see csrc/kernels/output_
     d = sum over taps and input channels of x * w          (x, w in {-1, +1}; padded taps
                                                             are +1 or 0 by ``pad_value``)
     output="int32":  d
-    output="float":  clamp(d * multiplier[o] + bias[o], clamp[0], clamp[1])
+    a = clamp(d, acc_clamp[0], acc_clamp[1])               (integer; default: no clamp)
+    output="float":  clamp(a * multiplier[o] + bias[o], clamp[0], clamp[1])
     output="bits":   packed sign of that float (exact: bit 1 iff the exact value < 0)
 """
 
@@ -147,6 +148,15 @@ def thread_pool(num_threads: int):
     return _C.ThreadPool(int(num_threads))
 
 
+def _acc_clamp(acc_clamp) -> tuple[int, int]:
+    lo, hi = acc_clamp
+    lo = -(2**31) if lo is None else int(lo)
+    hi = 2**31 - 1 if hi is None else int(hi)
+    if lo > hi:
+        raise ValueError(f"acc_clamp needs lo <= hi, got {acc_clamp}")
+    return lo, hi
+
+
 class BConv2d:
     """A prepared binary conv2d on packed NHWC input (weights packed OHWI).
 
@@ -156,7 +166,7 @@ class BConv2d:
 
     def __init__(self, weights, input_shape, in_channels: int, *, stride=1, padding="valid",
                  dilation=1, groups: int = 1, pad_value: int = 1, multiplier=None, bias=None,
-                 clamp=(None, None), output: str = "float"):
+                 clamp=(None, None), acc_clamp=(None, None), output: str = "float"):
         weights = _uint32(weights, "weights", ndim=4)
         if output not in OUTPUT_KINDS:
             raise ValueError(f"output must be one of {OUTPUT_KINDS}, got {output!r}")
@@ -168,7 +178,7 @@ class BConv2d:
         lo, hi = (-np.inf if clamp[0] is None else clamp[0]), (np.inf if clamp[1] is None else clamp[1])
         self.output, self.out_channels, self.batch = output, o, batch
         self._conv = _C.BConv2D(weights, shape, same, int(pad_value), output, _floats(multiplier),
-                                _floats(bias), float(lo), float(hi))
+                                _floats(bias), float(lo), float(hi), *_acc_clamp(acc_clamp))
 
     def output_shape(self) -> tuple[int, ...]:
         oh, ow = self._conv.out_hw
@@ -187,13 +197,13 @@ class BConv2d:
 
 def bconv2d(packed_input, packed_weights, in_channels: int, *, stride=1, padding="valid", dilation=1,
             groups: int = 1, pad_value: int = 1, multiplier=None, bias=None, clamp=(None, None),
-            output: str = "float", num_threads: int = 1, path: str | None = None,
+            acc_clamp=(None, None), output: str = "float", num_threads: int = 1, path: str | None = None,
             variant: str | None = None) -> np.ndarray:
     """Binary conv2d of packed NHWC input with packed OHWI weights (see the module docstring)."""
     x = _uint32(packed_input, "packed_input", ndim=4)
     conv = BConv2d(packed_weights, x.shape[:3], in_channels, stride=stride, padding=padding,
                    dilation=dilation, groups=groups, pad_value=pad_value, multiplier=multiplier,
-                   bias=bias, clamp=clamp, output=output)
+                   bias=bias, clamp=clamp, acc_clamp=acc_clamp, output=output)
     return conv(x, num_threads=num_threads, path=path, variant=variant)
 
 

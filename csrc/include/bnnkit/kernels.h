@@ -105,8 +105,10 @@ struct BConv2DShape {
 
 enum class OutputKind { kInt32, kFloat, kBits };
 
-// y = clamp(d * multiplier[o] + bias[o], clamp_min, clamp_max) where d is the integer
-// dot product; kFloat stores y, kBits stores sign(y) as a packed bit, kInt32 stores d.
+// y = clamp(clamp(d, acc_min, acc_max) * multiplier[o] + bias[o], clamp_min, clamp_max)
+// where d is the integer dot product (the inner clamp is e.g. a ReLU before batch-norm,
+// as in QuickNet); kFloat stores y, kBits stores sign(y) as a packed bit, kInt32 stores d
+// (unclamped).
 // Empty multiplier/bias mean 1 and 0. See csrc/kernels/output_transform.h for the
 // derivation of the bit thresholds.
 struct OutputTransform {
@@ -115,6 +117,8 @@ struct OutputTransform {
   std::vector<float> bias;
   float clamp_min = -std::numeric_limits<float>::infinity();
   float clamp_max = std::numeric_limits<float>::infinity();
+  std::int32_t acc_min = std::numeric_limits<std::int32_t>::min();
+  std::int32_t acc_max = std::numeric_limits<std::int32_t>::max();
 };
 
 // A prepared binary conv2d. Weights: (out_channels, kernel_h, kernel_w,

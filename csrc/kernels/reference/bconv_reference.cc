@@ -36,10 +36,14 @@ std::int32_t reference_dot(const BConv2DShape& s, const word_t* weights, const w
   return d;
 }
 
+std::int32_t acc_clamp(const OutputTransform& t, std::int32_t d) {
+  return d < t.acc_min ? t.acc_min : (d > t.acc_max ? t.acc_max : d);
+}
+
 float transform_float(const OutputTransform& t, std::int64_t o, std::int32_t d) {
   const float m = t.multiplier.empty() ? 1.0f : t.multiplier[o];
   const float b = t.bias.empty() ? 0.0f : t.bias[o];
-  const float y = static_cast<float>(d) * m + b;
+  const float y = static_cast<float>(acc_clamp(t, d)) * m + b;
   return std::fmin(std::fmax(y, t.clamp_min), t.clamp_max);
 }
 
@@ -47,7 +51,7 @@ float transform_float(const OutputTransform& t, std::int64_t o, std::int32_t d) 
 word_t transform_bit(const OutputTransform& t, std::int64_t o, std::int32_t d) {
   const double m = t.multiplier.empty() ? 1.0 : t.multiplier[o];
   const double b = t.bias.empty() ? 0.0 : t.bias[o];
-  const bool negative = t.clamp_max < 0 || (t.clamp_min < 0 && double(d) * m + b < 0);
+  const bool negative = t.clamp_max < 0 || (t.clamp_min < 0 && double(acc_clamp(t, d)) * m + b < 0);
   return negative ? 1u : 0u;
 }
 

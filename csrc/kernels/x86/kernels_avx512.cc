@@ -225,12 +225,13 @@ void bnn_s32_s32_dot_ukernel__avx512(const EpilogueParams& p, const std::int32_t
 // parameters read once into registers (the stores could alias `p` otherwise).
 namespace {
 template <bool kCorr>
-inline void f32_block(__m512i k, __m512 lo, __m512 hi, const std::int32_t* pop,
-                      const std::int32_t* corr, const float* mul, const float* bias,
-                      float* out, __mmask16 m, bool full) {
+inline void f32_block(__m512i k, __m512i amin, __m512i amax, __m512 lo, __m512 hi,
+                      const std::int32_t* pop, const std::int32_t* corr, const float* mul,
+                      const float* bias, float* out, __mmask16 m, bool full) {
   const __m512i cnt = full ? _mm512_loadu_si512(pop) : _mm512_maskz_loadu_epi32(m, pop);
   __m512i d = _mm512_sub_epi32(k, _mm512_add_epi32(cnt, cnt));
   if (kCorr) d = _mm512_sub_epi32(d, full ? _mm512_loadu_si512(corr) : _mm512_maskz_loadu_epi32(m, corr));
+  d = _mm512_min_epi32(_mm512_max_epi32(d, amin), amax);
   const __m512 mv = full ? _mm512_loadu_ps(mul) : _mm512_maskz_loadu_ps(m, mul);
   const __m512 bv = full ? _mm512_loadu_ps(bias) : _mm512_maskz_loadu_ps(m, bias);
   // multiply then add (no FMA), rounding as the other paths do
@@ -242,15 +243,16 @@ inline void f32_block(__m512i k, __m512 lo, __m512 hi, const std::int32_t* pop,
 template <bool kCorr>
 void f32_channels(const EpilogueParams& p, const std::int32_t* pop, float* out) {
   const __m512i k = _mm512_set1_epi32(p.k_bits);
+  const __m512i amin = _mm512_set1_epi32(p.acc_min), amax = _mm512_set1_epi32(p.acc_max);
   const __m512 lo = _mm512_set1_ps(p.clamp_min), hi = _mm512_set1_ps(p.clamp_max);
   const std::int64_t n = p.n;
   const std::int32_t* corr = p.correction;
   const float *mul = p.multiplier, *bias = p.bias;
   std::int64_t o = 0;
   for (; o + 16 <= n; o += 16)
-    f32_block<kCorr>(k, lo, hi, pop + o, kCorr ? corr + o : nullptr, mul + o, bias + o, out + o, 0xFFFF, true);
+    f32_block<kCorr>(k, amin, amax, lo, hi, pop + o, kCorr ? corr + o : nullptr, mul + o, bias + o, out + o, 0xFFFF, true);
   if (o < n)
-    f32_block<kCorr>(k, lo, hi, pop + o, kCorr ? corr + o : nullptr, mul + o, bias + o, out + o, mask16(n - o), false);
+    f32_block<kCorr>(k, amin, amax, lo, hi, pop + o, kCorr ? corr + o : nullptr, mul + o, bias + o, out + o, mask16(n - o), false);
 }
 }  // namespace
 
