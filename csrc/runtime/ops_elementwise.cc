@@ -101,13 +101,68 @@ class PerChannel : public OpImpl {
   }
   void run(const RunContext& ctx) override {
     parallel(ctx, (x_->numel + 4095) / 4096, [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t i = b * 4096, end = std::min(x_->numel, e * 4096); i < end; ++i) {
-        y_->f()[i] = apply(x_->f()[i], static_cast<std::size_t>((i / cs_) % c_));
-      }
+      run_range(b * 4096, std::min(x_->numel, e * 4096));
     }, x_->numel);
   }
 
  private:
+  // Elements [i0, i1) in runs of one channel (channel_stride elements; a whole row of
+  // channels when they are innermost): the channel is stepped, not divided out per element,
+  // and the op is chosen once per run.
+  void run_range(std::int64_t i0, std::int64_t i1) const {
+    const float* x = x_->f();
+    float* y = y_->f();
+    std::int64_t c = (i0 / cs_) % c_, r = i0 % cs_;
+    for (std::int64_t i = i0; i < i1;) {
+      if (cs_ == 1) {  // channels innermost: c, c+1, ... along the run
+        const std::int64_t m = std::min(i1 - i, c_ - c);
+        apply_run(x + i, y + i, m, static_cast<std::size_t>(c), 1);
+        i += m;
+        c = c + m == c_ ? 0 : c + m;
+        continue;
+      }
+      const std::int64_t m = std::min(i1 - i, cs_ - r);
+      apply_run(x + i, y + i, m, static_cast<std::size_t>(c), 0);
+      i += m;
+      r = 0;
+      c = c + 1 == c_ ? 0 : c + 1;
+    }
+  }
+
+  // y[k] = apply(x[k], c0 + k * step) for k < n (step 1: one channel each; 0: all channel c0).
+  // (P)ReLU-type selects are written as max(t, 0) + s * min(t, 0) (the same value, but for
+  // the sign of a zero result): a branch on the sign of the data is mispredicted half the
+  // time, and the compiler keeps the branch when one side of a select could trap.
+  void apply_run(const float* x, float* y, std::int64_t n, std::size_t c0, std::size_t step) const {
+    const float* v0 = v_.size() > 0 ? v_[0].data() + c0 : nullptr;
+    const float* v1 = v_.size() > 1 ? v_[1].data() + c0 : nullptr;
+    const float* v2 = v_.size() > 2 ? v_[2].data() + c0 : nullptr;
+    switch (op_) {
+      case Op::kBatchNorm:
+        for (std::int64_t k = 0; k < n; ++k) y[k] = x[k] * v0[k * step] + v1[k * step];
+        return;
+      case Op::kPRelu:
+        for (std::int64_t k = 0; k < n; ++k) y[k] = std::max(x[k], 0.0f) + v0[k * step] * std::min(x[k], 0.0f);
+        return;
+      case Op::kRPRelu:
+        for (std::int64_t k = 0; k < n; ++k) {
+          const float t = x[k] - v0[k * step];
+          y[k] = (std::max(t, 0.0f) + v1[k * step] * std::min(t, 0.0f)) + v2[k * step];
+        }
+        return;
+      case Op::kDPRelu: {
+        const float* v3 = v_.size() > 3 ? v_[3].data() + c0 : nullptr;
+        for (std::int64_t k = 0; k < n; ++k) {
+          const float t = x[k] - v0[k * step];
+          y[k] = (v1[k * step] * std::max(t, 0.0f) + v2[k * step] * std::min(t, 0.0f)) - v3[k * step];
+        }
+        return;
+      }
+      default:
+        for (std::int64_t k = 0; k < n; ++k) y[k] = apply(x[k], c0 + static_cast<std::size_t>(k) * step);
+    }
+  }
+
   float apply(float x, std::size_t c) const {
     switch (op_) {
       case Op::kBatchNorm: return x * v_[0][c] + v_[1][c];
