@@ -112,6 +112,18 @@ def test_ace_pokebnn_convention_and_configurable(small_profile):
     assert p32.ace == 13824 * 64 + 18432 + 4096 * 32 + 160 * 32 * 32
 
 
+def test_int8_size_keeps_low_bit_weights_at_their_width():
+    # Larq's "8-bit FP weights" size: only values wider than 8 bits shrink to 8 bits.
+    net = nn.Sequential(
+        bnn.QuantConv2d(3, 4, 1, bias=False, kernel_quantizer=quantizers.SymmetricQuantizer(4)),
+        bnn.QuantConv2d(4, 4, 1, bias=False, kernel_quantizer="ste_tern"),
+        nn.Conv2d(4, 2, 1, bias=False),
+    )
+    p = analysis.summary(net, (1, 3, 2, 2))
+    assert p.params_by_bits() == {2: 16, 4: 12, 32: 8}
+    assert p.int8_bytes == (16 * 2 + 12 * 4 + 8 * 8) / 8
+
+
 def test_macs_are_per_sample():
     p1 = analysis.summary(small_net(), (1, 3, 8, 8))
     p4 = analysis.summary(small_net(), (4, 3, 8, 8))
@@ -193,6 +205,9 @@ def test_json_round_trip(small_profile):
 def test_render_snapshot(small_profile):
     text = small_profile.render()
     assert str(small_profile) == text
+    # per-layer MAC columns by (weight bits, input bits); the energy row names its source
+    assert "w1a1 MACs" in text and "w1a32 MACs" in text and "w32a32 MACs" in text
+    assert "ISSCC 2014" in text
     if UPDATE_SNAPSHOTS or not SNAPSHOT.exists():
         if not UPDATE_SNAPSHOTS:
             pytest.fail(f"missing snapshot {SNAPSHOT}; create it with BNNKIT_UPDATE_SNAPSHOTS=1")
@@ -233,6 +248,28 @@ def test_energy_table_validation_and_fp16():
     assert fp16.mac_pj(32, 32) == pytest.approx(1.1 + 0.4)
     assert fp16.mac_pj(1, 1) == pytest.approx(0.23 / 64)
     assert energy.HOROWITZ_45NM.mac_pj(4, 4) == pytest.approx(16 / 64 * 0.23)
+
+
+def test_default_energy_constants_are_horowitz_isscc_2014_45nm():
+    """Every shipped constant is the published figure (Horowitz, ISSCC 2014, Fig. 1.1.9)."""
+    t = energy.HOROWITZ_45NM
+    published = {
+        "int8_add_pj": 0.03, "int8_mult_pj": 0.2, "fp16_add_pj": 0.4, "fp16_mult_pj": 1.1,
+        "fp32_add_pj": 0.9, "fp32_mult_pj": 3.7, "sram_pj_per_64b": 100.0,  # 1 MB SRAM
+        "dram_pj_per_64b": 1300.0,  # DRAM 1.3-2.6 nJ, low end
+    }  # fmt: skip
+    constants = {f.name for f in dataclasses.fields(t) if f.name.endswith(("_pj", "_64b"))}
+    assert constants == set(published)
+    assert {k: getattr(t, k) for k in published} == published
+    assert "Horowitz" in t.source and "ISSCC 2014" in t.source and "45 nm" in t.source
+
+
+def test_energy_source_is_in_the_json(small_profile):
+    e = json.loads(small_profile.to_json())["totals"]["energy"]
+    assert e["table"] == "horowitz45nm" and e["source"] == energy.HOROWITZ_45NM.source
+    custom = dataclasses.replace(energy.HOROWITZ_45NM, name="n7", source="my lab, 7 nm")
+    p = analysis.summary(small_net(), (1, 3, 8, 8), energy_table=custom)
+    assert p.to_dict()["totals"]["energy"]["source"] == "my lab, 7 nm"
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -311,6 +348,38 @@ def test_unknown_model_name_lists_close_matches():
 
 
 # ----------------------------------------------------------------------------- zoo golden
+
+
+def _hook_macs(model: nn.Module, size: int) -> int:
+    """Total MACs of one image, counted independently by hooks on every conv/dense."""
+    total = [0]
+
+    def hook(m, args, out):
+        per_output = m.in_features if isinstance(m, nn.Linear) else (
+            m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1])
+        total[0] += out.numel() * per_output
+
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    handles = [m.register_forward_hook(hook) for m in layers]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, size, size, device="meta"))
+    for h in handles:
+        h.remove()
+    return total[0]
+
+
+@pytest.mark.parametrize("name", models.list_models())
+def test_every_zoo_model_is_fully_known_to_the_summary(name):
+    """Registry-driven: no layer falls back to 'unknown' (warnings are errors here), the
+    parameters are Larq's count and every conv/dense MAC is attributed to a precision."""
+    with torch.device("meta"):
+        model = models.create(name, num_classes=10, input_size=32)
+    p = analysis.summary(model, 32)
+    assert p.unknown_layers == []
+    assert p.total_params == models._blocks.larq_parameter_count(model)
+    assert p.total_macs == _hook_macs(model, 32) > 0
+    assert json.loads(p.to_json())["totals"]["ace"] == p.ace > 0
+
 
 
 @pytest.mark.parametrize(

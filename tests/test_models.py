@@ -228,13 +228,49 @@ def _boolnet_reference_params(num_classes: int = 1000) -> int:
     return total + 2 * 512 + 512 + 512 * num_classes + num_classes
 
 
-@pytest.mark.parametrize(
-    "name, expected",
-    [("reactnet_a", _reactnet_reference_params()), ("boolnet", _boolnet_reference_params())],
-)
-def test_pytorch_parameter_count_matches_reference_code(name, expected):
+def _pokebnn_reference_params(width: float, num_classes: int = 1000) -> int:
+    """Parameters of google/aqt ``pokebnn.py`` (Flax ``params``), counted from its code.
+
+    PokeInit: 4x4 conv 3->32, BN, DPReLU, 3x3 conv 32->64 in 32 groups, BN, DPReLU. Each
+    PokeConv C->D (kernel k): conv k*k*C*D, BN(D), DPReLU(D) (4 per channel), SE gate
+    1x1 C->C//8 with bias and 1x1 C//8->D with bias, BN(D). Bottlenecks (3, 4, 6, 3) of
+    1x1 C->w, 3x3 w->w, 1x1 w->4w with w = width * (64, 128, 256, 512); dense with bias.
+    """
+
+    def poke_conv(c: int, d: int, k: int) -> int:
+        h = c // 8
+        return k * k * c * d + 2 * d + 4 * d + (c * h + h) + (h * d + d) + 2 * d
+
+    total = 4 * 4 * 3 * 32 + 2 * 32 + 4 * 32 + 3 * 3 * 1 * 64 + 2 * 64 + 4 * 64
+    cin = 64
+    for blocks, base in ((3, 64), (4, 128), (6, 256), (3, 512)):
+        w = int(base * width)
+        for _ in range(blocks):
+            total += poke_conv(cin, w, 1) + poke_conv(w, w, 3) + poke_conv(w, 4 * w, 1)
+            cin = 4 * w
+    return total + cin * num_classes + num_classes
+
+
+REFERENCE_CODE_PARAMS = {
+    "reactnet_a": _reactnet_reference_params(),
+    "boolnet": _boolnet_reference_params(),
+    "pokebnn_0_5x": _pokebnn_reference_params(0.5),
+    "pokebnn_0_75x": _pokebnn_reference_params(0.75),
+    "pokebnn_1_0x": _pokebnn_reference_params(1.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_CODE_PARAMS))
+def test_pytorch_parameter_count_matches_reference_code(name):
     model = build(name, "meta")
-    assert sum(p.numel() for p in model.parameters()) == expected
+    assert sum(p.numel() for p in model.parameters()) == REFERENCE_CODE_PARAMS[name]
+
+
+def test_every_reference_model_has_a_golden_parameter_count():
+    """Registry-driven: a new model must pin its parameter count to its reference."""
+    pinned = set(LARQ_PARAMS) | set(REFERENCE_CODE_PARAMS) | {"binarynet_cifar"}
+    not_a_reference = {"quicknet_tiny"}  # a bnnkit variant for small images
+    assert sorted(pinned | not_a_reference) == MODELS
 
 
 def count_macs(model: nn.Module, size: int) -> dict[int, int]:
@@ -295,6 +331,82 @@ def test_reactnet_a_binary_macs():
     assert count_macs(build("reactnet_a", "meta"), 224)[1] == 4_816_896_000
 
 
+# ----------------------------------------------------------------------------- quantizers
+
+QUICK = ("SteSign(clip_value=1.25)", "SteSign(clip_value=1.25)", 1.0, 1.25, "zeros")
+LARQ_BCONV = ("SteSign(clip_value=1.0)", "SteSign(clip_value=1.0)", 0.0, 1.0, "zeros")
+LARQ_FIRST = ("None", "SteSign(clip_value=1.0)", 0.0, 1.0, "zeros")
+LARQ_DENSE = ("SteSign(clip_value=1.0)", "SteSign(clip_value=1.0)", None, 1.0, None)
+BOOL = ("SteSign(clip_value=1.0)", "MagnitudeAwareSign(clip_value=1.0)", 1.0, None, "replicate")
+POKE = ("ClippedSign(bound=3.0, half_scale=False)", "SteSign(clip_value=None)", 0.0, None, "zeros")
+
+# Per model: {(input quantizer, kernel quantizer, pad value, weight clip, padding mode):
+# number of binary-kernel layers}, and {(weight bits, input bits): number of the other
+# conv/dense layers}. Facts: REFERENCES.md and each family's reference (module docstrings).
+QUANTIZATION = {
+    "quicknet_small": ({QUICK: 16}, {(32, 32): 10}),  # stem 3, transitions 3 x 2, head
+    "quicknet": ({QUICK: 16}, {(32, 32): 10}),
+    "quicknet_large": ({QUICK: 32}, {(32, 32): 10}),
+    "quicknet_tiny": ({QUICK: 4}, {(32, 32): 6}),
+    "birealnet18": (  # approx_sign input, magnitude-aware weights, zero padding, clip 1
+        {("ApproxSign()", "MagnitudeAwareSign(clip_value=1.0)", 0.0, 1.0, "zeros"): 16},
+        {(32, 32): 5},  # 7x7 stem, three 1x1 shortcut convs, dense
+    ),
+    "binary_resnet_e18": (
+        {("SteSign(clip_value=1.25)", "SteSign(clip_value=1.25)", 0.0, 1.25, "zeros"): 16},
+        {(32, 32): 5},
+    ),
+    "reactnet_a": (  # 13 blocks x (3x3 + 1x1), RSign inputs
+        {("RSign(channels=C)", "MagnitudeAwareSign(clip_value=1.0)", 0.0, None, "zeros"): 26},
+        {(32, 32): 2},  # stem, dense
+    ),
+    "boolnet": ({BOOL: 19}, {(32, 32): 3}),  # 16 block convs + 3 binary 1x1 downsamplings
+    "pokebnn_0_5x": ({POKE: 48}, {(8, 8): 3, (4, 4): 96}),  # PokeInit 2 + head; gates 2/conv
+    "pokebnn_0_75x": ({POKE: 48}, {(8, 8): 3, (4, 4): 96}),
+    "pokebnn_1_0x": ({POKE: 48}, {(8, 8): 3, (4, 4): 96}),
+    "binarynet_cifar": ({LARQ_FIRST: 1, LARQ_BCONV: 5, LARQ_DENSE: 3}, {}),
+    "binary_alexnet": ({LARQ_FIRST: 1, LARQ_BCONV: 4, LARQ_DENSE: 3}, {}),
+    "xnornet": (
+        {("SteSign(clip_value=1.0)", "MagnitudeAwareSign(clip_value=1.0)", 0.0, 1.0, "zeros"): 6},
+        {(32, 32): 2},  # stem, dense
+    ),
+}
+
+
+def _binary_key(m: nn.Module) -> tuple:
+    conv = isinstance(m, nn.Conv2d)
+    quantizer = repr(m.input_quantizer)
+    if isinstance(m.input_quantizer, Quantizer) and type(m.input_quantizer).__name__ == "RSign":
+        quantizer = "RSign(channels=C)"
+    return (quantizer, repr(m.kernel_quantizer), m.pad_value if conv else None, m.weight_clip,
+            m.padding_mode if conv else None)  # fmt: skip
+
+
+def quantization_of(model: nn.Module) -> tuple[dict, dict]:
+    binary: dict = {}
+    other: dict = {}
+    for m in model.modules():
+        if not isinstance(m, (nn.Conv2d, nn.Linear)):
+            continue
+        if isinstance(m, QuantizedLayerMixin) and m.kernel_precision == 1:
+            key = _binary_key(m)
+            binary[key] = binary.get(key, 0) + 1
+        else:
+            quantized = isinstance(m, QuantizedLayerMixin)
+            key = (m.kernel_precision, m.input_precision) if quantized else (32, 32)
+            other[key] = other.get(key, 0) + 1
+    return binary, other
+
+
+def test_every_registered_model_has_a_quantization_spec():
+    assert sorted(QUANTIZATION) == MODELS
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_quantizers_pad_values_and_weight_clips(name):
+    assert quantization_of(build(name, "meta", **SMALL)) == QUANTIZATION[name]
+
+
 # ----------------------------------------------------------------------------- pieces
 
 
@@ -335,6 +447,47 @@ def test_same_padding_matches_tensorflow():
     assert _blocks.same_padding(112, 3, 2) == (0, 1)
     assert _blocks.same_padding(55, 3, 2) == (1, 1)
     assert _blocks.same_padding(7, 3, 1) == (1, 1)
+
+
+def _layout(seq: nn.Sequential) -> list[str]:
+    return [type(m).__name__ for m in seq]
+
+
+def test_quicknet_stem_transition_and_head_layout():
+    """REFERENCES.md: stem 3x3/2 F/4 -> BN -> ReLU -> dw 3x3/2 -> BN (no scale/centre) ->
+    1x1 F -> BN; transition ReLU -> max-pool 2 stride 1 -> blur-pool /2 -> 1x1 -> BN;
+    head ReLU -> global pool -> dense with bias."""
+    model = build("quicknet", "meta")
+    stem = model.stem
+    assert _layout(stem) == ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d",
+                             "Conv2d", "BatchNorm2d"]  # fmt: skip
+    assert (stem[0].out_channels, stem[0].stride, stem[3].groups, stem[3].stride) == (
+        16, (2, 2), 16, (2, 2))  # fmt: skip
+    assert stem[5].out_channels == 64 and not stem[4].affine
+    transitions = [m for m in model.body if isinstance(m, nn.Sequential)]
+    assert len(transitions) == 3
+    for t in transitions:
+        assert _layout(t) == ["ReLU", "MaxPool2d", "BlurPool", "Conv2d", "BatchNorm2d"]
+        assert (t[1].kernel_size, t[1].stride, t[2].stride) == (2, 1, (2, 2))
+        assert (t[4].eps, t[4].momentum) == (1e-5, pytest.approx(0.1))  # Keras 0.9
+    assert _layout(model.head) == ["ReLU", "GlobalAvgPool", "Linear"]
+    assert model.head[2].bias is not None
+
+
+def test_quicknet_block_is_conv_relu_bn_then_identity_add():
+    from bnnkit.models.quicknet import QuickNetBlock
+
+    torch.manual_seed(0)
+    block = QuickNetBlock(4).eval()
+    with torch.no_grad():
+        block.bn.weight.uniform_(0.5, 1.5)
+        block.bn.bias.uniform_(-1, 1)
+        block.bn.running_mean.uniform_(-1, 1)
+    x = torch.randn(2, 4, 5, 5)
+    w = torch.where(block.conv.weight >= 0, 1.0, -1.0)
+    xp = torch.nn.functional.pad(torch.where(x >= 0, 1.0, -1.0), (1, 1, 1, 1), value=1.0)
+    expected = x + block.bn(torch.relu(torch.nn.functional.conv2d(xp, w)))
+    torch.testing.assert_close(block(x), expected)
 
 
 def test_boolnet_logic_ops_and_layout():

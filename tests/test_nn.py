@@ -164,6 +164,13 @@ def test_default_pad_value_and_precisions():
     assert "input_quantizer" in dict(binary.named_children())
 
 
+def test_layers_subclass_the_torch_layers_they_replace():
+    assert isinstance(bnn.QuantConv1d(2, 2, 3), torch.nn.Conv1d)
+    assert isinstance(bnn.QuantConv2d(2, 2, 3), torch.nn.Conv2d)
+    assert isinstance(bnn.QuantDepthwiseConv2d(2, 3), torch.nn.Conv2d)
+    assert isinstance(bnn.QuantLinear(2, 2), torch.nn.Linear)
+
+
 @pytest.mark.parametrize("bad,error", [(0.5, ValueError), (2, ValueError), ("1", TypeError)])
 def test_bad_pad_value(bad, error):
     with pytest.raises(error, match="pad_value must be one of 0, 1, -1"):

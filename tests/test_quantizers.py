@@ -218,6 +218,20 @@ def test_dorefa_weights_all_zero_gives_one_third_and_zero_grad():
     assert g.tolist() == [0.0] * 5
 
 
+def test_nan_in_a_tensor_wide_statistic_makes_the_output_nan_not_finite():
+    """One NaN enters DoReFa's weight max and the TWN threshold: every output (and, for
+    DoReFa, every gradient) is NaN, as in Larq, never a silently finite 1/3 or 0."""
+    x = f32([0.5, math.nan, -0.3, 2.0])
+    y, g = value_and_grad(q.dorefa, x, 2, "weights")
+    assert torch.isnan(y).all() and torch.isnan(g).all()
+    assert torch.isnan(q.ste_tern(x, ternary_weight_networks=True)).all()
+    per_element = q.ste_tern(x)  # fixed threshold: only the NaN element is NaN
+    assert per_element[[0, 2, 3]].tolist() == [1, -1, 1] and math.isnan(per_element[1].item())
+    activations = q.dorefa(x, 2, "activations")
+    assert activations[[0, 2, 3]].tolist() == pytest.approx([2 / 3, 0, 1])
+    assert math.isnan(activations[1].item())
+
+
 def test_noop_is_identity_new_tensor():
     x = torch.randn(4)
     y, g = value_and_grad(q.noop, x, 8)
@@ -340,6 +354,15 @@ def test_get_unknown_alias_lists_close_matches_and_known_names():
         assert alias in msg
     with pytest.raises(ValueError, match="Known quantizers: approx_sign"):
         q.get("xyzzy")
+
+
+def test_get_instantiates_quantizer_classes_and_rejects_other_classes():
+    a, b = q.get(q.SteSign), q.get(q.DoReFa)
+    assert type(a) is q.SteSign and a.clip_value == 1.0
+    assert type(b) is q.DoReFa and b.precision == 2
+    assert q.get(q.SteSign) is not a
+    with pytest.raises(TypeError, match=r"a class; pass an instance.*ste_sign"):
+        q.get(torch.nn.ReLU)
 
 
 @pytest.mark.parametrize("bad", [3, 1.5, ["ste_sign"], {"name": "ste_sign"}])

@@ -176,8 +176,9 @@ class ModelProfile:
 
     @property
     def int8_bytes(self) -> float:
-        """Binary values at 1 bit, every other value at 8 bits (Larq's "8-bit FP weights")."""
-        return sum(n * (b if b == BINARY_BITS else 8) for b, n in self.params_by_bits().items()) / 8
+        """Values wider than 8 bits counted at 8 bits, the others at their own width
+        (Larq's "Model size (8-bit FP weights)")."""
+        return sum(n * min(b, 8) for b, n in self.params_by_bits().items()) / 8
 
     @property
     def compression_ratio(self) -> float:
@@ -634,13 +635,12 @@ def _shape(shape) -> str:
     return "-" if shape is None else " ".join(["-1", *map(str, shape[1:])])
 
 
-def _layer_columns(p: ModelProfile) -> tuple[list[int], list[int]]:
-    """Bit widths present among parameters and among MAC precisions."""
-    return list(p.params_by_bits()), list(p.macs_by_precision())
+def _layer_columns(p: ModelProfile) -> tuple[list[int], list[tuple[int, int]]]:
+    """Bit widths present among parameters, and (weight bits, input bits) pairs among MACs."""
+    return list(p.params_by_bits()), list(p.macs_by_pair())
 
 
-def _layer_row(lp: LayerProfile, pbits: list[int], mbits: list[int]) -> list[str]:
-    by_prec = lp.macs_by_precision()
+def _layer_row(lp: LayerProfile, pbits: list[int], mpairs: list[tuple[int, int]]) -> list[str]:
     return [
         lp.name,
         lp.type,
@@ -648,13 +648,13 @@ def _layer_row(lp: LayerProfile, pbits: list[int], mbits: list[int]) -> list[str
         _shape(lp.output_shape),
         *(str(lp.params.get(b, 0)) for b in pbits),
         f"{lp.memory_bits / 8 / KIB:.2f}",
-        *(str(by_prec.get(b, 0)) for b in mbits),
+        *(str(lp.macs.get(pair, 0)) for pair in mpairs),
         str(lp.ace),
     ]
 
 
-def _total_row(p: ModelProfile, pbits: list[int], mbits: list[int]) -> list[str]:
-    params, macs = p.params_by_bits(), p.macs_by_precision()
+def _total_row(p: ModelProfile, pbits: list[int], mpairs: list[tuple[int, int]]) -> list[str]:
+    params, macs = p.params_by_bits(), p.macs_by_pair()
     return [
         "Total",
         "",
@@ -662,7 +662,7 @@ def _total_row(p: ModelProfile, pbits: list[int], mbits: list[int]) -> list[str]
         "",
         *(str(params.get(b, 0)) for b in pbits),
         f"{p.memory_bits / 8 / KIB:.2f}",
-        *(str(macs.get(b, 0)) for b in mbits),
+        *(str(macs.get(pair, 0)) for pair in mpairs),
         str(p.ace),
     ]
 
@@ -690,13 +690,13 @@ def _box(title: str, rows: list[list[str]], header_rows: int, right: set[int], f
 
 
 def render_layers(p: ModelProfile) -> str:
-    """The per-layer table."""
-    pbits, mbits = _layer_columns(p)
+    """The per-layer table; MAC columns are (weight bits, input bits) pairs, e.g. w1a32."""
+    pbits, mpairs = _layer_columns(p)
     header = ["Layer", "Type", "Input prec.", "Outputs", *(f"# {b}-bit" for b in pbits), "Memory"]
-    header += [f"{b}-bit MACs" for b in mbits] + ["ACE"]
-    header2 = ["", "", "(bit)", "", *("x 1" for _ in pbits), "(kB)", *("" for _ in mbits), ""]
-    rows = [header, header2] + [_layer_row(lp, pbits, mbits) for lp in p.layers]
-    rows.append(_total_row(p, pbits, mbits))
+    header += [f"{_fmt_pair(pair)} MACs" for pair in mpairs] + ["ACE"]
+    header2 = ["", "", "(bit)", "", *("x 1" for _ in pbits), "(kB)", *("" for _ in mpairs), ""]
+    rows = [header, header2] + [_layer_row(lp, pbits, mpairs) for lp in p.layers]
+    rows.append(_total_row(p, pbits, mpairs))
     right = set(range(4, len(header)))
     return _box(f"{p.name} stats", rows, header_rows=2, right=right, footer_rows=1)
 
@@ -722,7 +722,8 @@ def _stat_rows(p: ModelProfile) -> list[list[str]]:
     rows.append(["Peak activation memory", _mb(p.peak_activation_bytes), "liveness over layer outputs"])
     if p.energy is not None:
         e = p.energy
-        rows.append(["Energy estimate", f"{e.total_pj / 1e6:.2f} uJ", f"table {e.table}"])
+        source = f"table {e.table}: {e.source}"
+        rows.append(["Energy estimate", f"{e.total_pj / 1e6:.2f} uJ", source])
         rows += [
             [f"  {k}", f"{v / 1e6:.2f} uJ", ""]
             for k, v in (("compute", e.compute_pj), ("weights", e.weights_pj), ("activations", e.activations_pj))

@@ -86,6 +86,7 @@ class EnergyEstimate:
     weights_pj: float
     activations_pj: float
     table: str
+    source: str = ""  # where the table's constants come from (``EnergyTable.source``)
 
     @property
     def total_pj(self) -> float:
@@ -113,4 +114,5 @@ def estimate(macs, weight_bits: int, activation_bits: int, table: EnergyTable = 
         weights_pj=memory_pj(weight_bits, table.dram_pj_per_64b),
         activations_pj=memory_pj(activation_bits, table.sram_pj_per_64b),
         table=table.name,
+        source=table.source,
     )

@@ -27,7 +27,9 @@ unsigned_quant          UnsignedQuantizer   bits       unsigned k-bit fake quant
 ======================  ==================  =========  =============================
 
 Conventions: sign(0) = sign(-0.0) = +1; STE masks are inclusive (|x| <= clip); rounding
-is half-to-even; NaN inputs stay NaN; integer inputs are rejected with a TypeError.
+is half-to-even; NaN inputs stay NaN, and a NaN that enters a tensor-wide statistic (the
+TWN threshold, DoReFa's weight max, a max-abs scale) makes every output it scales NaN,
+never a silently finite value; integer inputs are rejected with a TypeError.
 """
 
 from ._base import Quantizer, get, list_quantizers, precision_of, register_alias

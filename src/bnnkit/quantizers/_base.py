@@ -187,10 +187,11 @@ def get(identifier):
     * ``None`` -> ``None`` (no quantization);
     * an alias (``"ste_sign"``) or a class name (``"SteSign"``) -> a new module with
       default arguments;
-    * an ``nn.Module`` or any callable -> returned as is.
+    * a :class:`Quantizer` subclass (``SteSign``) -> a new instance with default arguments;
+    * an ``nn.Module`` instance or any other callable (not a class) -> returned as is.
 
-    Anything else raises ``TypeError``; an unknown string raises ``ValueError``; both
-    list the known aliases.
+    Anything else (including a class that is not a :class:`Quantizer`) raises
+    ``TypeError``; an unknown string raises ``ValueError``; both list the known aliases.
     """
     if identifier is None:
         return None
@@ -199,10 +200,18 @@ def get(identifier):
         if cls is None:
             raise _unknown(identifier)
         return cls()
+    if isinstance(identifier, type):
+        if issubclass(identifier, Quantizer):
+            return identifier()
+        raise _not_a_quantizer(identifier, "a class; pass an instance")
     if isinstance(identifier, nn.Module) or callable(identifier):
         return identifier
-    raise TypeError(
-        f"cannot interpret {identifier!r} (type {type(identifier).__name__}) as a quantizer; "
+    raise _not_a_quantizer(identifier, f"type {type(identifier).__name__}")
+
+
+def _not_a_quantizer(identifier, what: str) -> TypeError:
+    return TypeError(
+        f"cannot interpret {identifier!r} ({what}) as a quantizer; "
         f"pass None, a callable, an nn.Module or one of: {', '.join(list_quantizers())}"
     )
 

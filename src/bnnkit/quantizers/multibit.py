@@ -37,7 +37,8 @@ def _tern_forward(x: Tensor, threshold_value: float, twn: bool, clip_value) -> T
     delta = tern_threshold(x, threshold_value, twn)
     zero = torch.zeros_like(x)
     q = torch.where(x >= delta, 1.0 + zero, torch.where(x <= -delta, zero - 1.0, zero))
-    return torch.where(torch.isnan(x), x, q)
+    nan = x + delta  # NaN where x is NaN, and everywhere when a TWN delta is NaN
+    return torch.where(torch.isnan(nan), nan, q)
 
 
 def _tern_grad(dy: Tensor, x: Tensor, threshold_value, twn, clip_value) -> Tensor:
@@ -70,6 +71,8 @@ def ste_tern(
     gives +-1, as Larq's sign(sign(x + Delta) + sign(x - Delta)). Delta is
     ``threshold_value``, or 0.7 * mean|x| (whole tensor) with ``ternary_weight_networks``.
     Gradient: dq/dx = 1 if |x| <= clip_value else 0.
+    A NaN stays NaN; with ``ternary_weight_networks`` one NaN makes Delta, and so the
+    whole output, NaN (as Larq), never a silent 0.
 
     Reference: Li et al., "Ternary Weight Networks", arXiv 1605.04711.
     """
@@ -127,7 +130,7 @@ def _dorefa_forward(x: Tensor, k_bit: int, mode: str) -> Tensor:
     if mode == "activations":
         return torch.round(x.clamp(0.0, 1.0) * n) / n
     t, m = _dorefa_weight_norm(x)
-    u = torch.where(m > 0, t / (2.0 * m), torch.zeros_like(t)) + 0.5
+    u = torch.where(m == 0, torch.zeros_like(t), t / (2.0 * m)) + 0.5  # NaN max -> NaN
     return 2.0 * (torch.round(u * n) / n) - 1.0
 
 
@@ -135,7 +138,7 @@ def _dorefa_grad(dy: Tensor, x: Tensor, k_bit: int, mode: str) -> Tensor:
     if mode == "activations":
         return dy * ((x >= 0) & (x <= 1)).to(x.dtype)
     t, m = _dorefa_weight_norm(x)
-    d = torch.where(m > 0, (1.0 - t * t) / m, torch.zeros_like(t))
+    d = torch.where(m == 0, torch.zeros_like(t), (1.0 - t * t) / m)
     return dy * d
 
 
@@ -153,6 +156,8 @@ def dorefa(x: Tensor, k_bit: int = 2, mode: str = "activations") -> Tensor:
     everywhere), q(x) = 2 round(n u) / n - 1 in [-1, 1]; gradient
     dq/dx = (1 - tanh^2 x) / max|tanh x| with the max treated as a constant.
     Rounding is half-to-even: k=2 activations map 0.5 -> 2/3; weights map 0 -> +1/3.
+    A NaN stays NaN; in weights mode one NaN makes max|tanh x|, and so the whole output
+    and gradient, NaN (as Larq), never a silent 1/3.
 
     Reference: Zhou et al., "DoReFa-Net", arXiv 1606.06160.
     """
