@@ -29,6 +29,10 @@ from bnnkit.converter import convert, size_report
 from bnnkit.runtime import Interpreter
 
 DEFAULT_MODELS = ("quicknet_small", "quicknet", "quicknet_large", "birealnet18", "reactnet_a")
+# LCE 0.16 in its fastest x86 configuration (indirect bgemm + XNNPACK, 1 thread), as
+# measured for issue 5 on a machine of this kind; not re-measured here (LCE needs
+# TensorFlow, which this environment does not install).
+LCE_MS = {"quicknet_small": 37.0, "quicknet": 60.0, "quicknet_large": 110.0, "birealnet18": 60.0}
 
 
 def _prepared(name: str, size: int) -> torch.nn.Module:
@@ -68,8 +72,9 @@ def bench(name: str, size: int, runs: int, rounds: int) -> None:
                 ours.append(_time(lambda: interp.run(xn), runs))
                 theirs.append(_time(lambda: model(x), max(1, runs // 4)))
         o, t = statistics.median(ours), statistics.median(theirs)
+        lce = f"   vs LCE figure {LCE_MS[name]:.0f} ms: {LCE_MS[name] / (1e3 * o):5.1f}x" if name in LCE_MS and threads == 1 else ""
         print(f"  {threads} thread(s): runtime {1e3 * o:8.2f} ms   torch fp32 eager {1e3 * t:8.2f} ms"
-              f"   speed-up {t / o:5.1f}x")
+              f"   speed-up {t / o:5.1f}x{lce}")
     prof = _profile(data, xn)
     total = sum(e.micros for e in prof)
     by_op: dict[str, float] = {}
