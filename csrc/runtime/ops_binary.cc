@@ -13,7 +13,14 @@
 // exact sign as a bit via per-channel integer thresholds (csrc/kernels/output_transform.h),
 // so it is fused there. Otherwise the kernel writes int32 accumulators and the epilogue
 // below applies the same rules.
+//
+// Float outputs round m*a + b once (std::fma), as the x86 kernels do (compiled with -mfma)
+// and as PyTorch's batch norm does; the reference and portable kernels round twice, so on
+// those paths float outputs take the int32 epilogue below too. Float results are then the
+// same on every path, which matters where a k-bit quantizer follows: one rounding step at
+// a quantization boundary moves the result by a whole step (PokeBNN's 4-bit gates).
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "bnnkit/kernels.h"
@@ -98,7 +105,10 @@ class BinaryConv : public OpImpl {
     out_min_ = static_cast<float>(a.attrs.f("out_min"));
     out_max_ = static_cast<float>(a.attrs.f("out_max"));
     bits_out_ = a.out->dtype == DType::kBits;
-    fused_ = acc_min_ <= std::numeric_limits<std::int32_t>::min() && acc_max_ >= std::numeric_limits<std::int32_t>::max();
+    const KernelPath path = active_kernel_path();
+    const bool rounds_twice = path == KernelPath::kReference || path == KernelPath::kPortable;
+    fused_ = acc_min_ <= std::numeric_limits<std::int32_t>::min() && acc_max_ >= std::numeric_limits<std::int32_t>::max() &&
+             (bits_out_ || !rounds_twice);
     OutputTransform t;
     if (fused_) {
       t.kind = bits_out_ ? OutputKind::kBits : OutputKind::kFloat;
@@ -149,7 +159,7 @@ class BinaryConv : public OpImpl {
       for (std::int64_t o = 0; o < o_; ++o) {
         const std::int64_t a = std::min<std::int64_t>(std::max<std::int64_t>(acc[o], acc_min_), acc_max_);
         if (!bits_out_) {
-          y_->f()[p * o_ + o] = std::min(std::max(m_[o] * static_cast<float>(a) + b_[o], out_min_), out_max_);
+          y_->f()[p * o_ + o] = std::min(std::max(std::fma(static_cast<float>(a), m_[o], b_[o]), out_min_), out_max_);
           continue;
         }
         // Exact sign: a*m is exact in double and the rounded sum keeps the exact sum's sign.
