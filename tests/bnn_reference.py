@@ -106,3 +106,31 @@ class Graph(Builder):
 
     def encode(self) -> bytes:
         return self.write(None)
+
+
+def group_mean(x, group):
+    """docs/format.md group_mean: consecutive channel groups summed in order in float32, / g."""
+    x = np.asarray(x, np.float32)
+    parts = x.reshape(x.shape[0], x.shape[1] // group, group, *x.shape[2:])
+    acc = parts[:, :, 0].copy()
+    for j in range(1, group):
+        acc = (acc + parts[:, :, j]).astype(np.float32)
+    return (acc / np.float32(group)).astype(np.float32)
+
+
+def gather_channels(xs, index):
+    """Channel index[j] of the inputs concatenated along axis 1 (-1: zero)."""
+    cat = np.concatenate([np.asarray(x, np.float32) for x in xs] + [np.zeros_like(xs[0][:, :1], np.float32)], axis=1)
+    return cat[:, list(index)]
+
+
+def dynamic_fake_quant(x, qmax, signed=True, per_sample=False):
+    """docs/format.md dynamic_fake_quant in float32 (the range from x itself)."""
+    x = np.asarray(x, np.float32)
+    axes = tuple(range(1, x.ndim)) if per_sample else None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m = np.abs(x).max(axis=axes, keepdims=True) if signed else np.maximum(x.max(axis=axes, keepdims=True), 0)
+        s = (m / np.float32(qmax)).astype(np.float32)
+        safe = np.where(s > 0, s, np.float32(1))
+        q = np.clip(np.round(x / safe), -qmax if signed else 0, qmax) * s
+    return np.where(np.isnan(x), x, q).astype(np.float32)

@@ -26,13 +26,9 @@ from bnnkit.converter import ConversionError, convert, convert_graph, size_repor
 # Families the .bnn format cannot express yet; each must fail with a ConversionError that
 # names the first op it cannot take (never a silent fallback). A model leaves this table
 # when the ops it needs are added; its convert-and-match tests then run like the others.
-NOT_YET_CONVERTIBLE = {
-    # multi-slice binary feature maps: a 5-D broadcast add before the sign, replicate
-    # padding, slice interleaving and XNOR/OR logic shortcuts are not format ops.
-    "boolnet": "aten.add",
-    # dynamic-range (max|x|) 8-/4-bit activation quantizers; channel zero-pad/tile shortcuts.
-    "pokebnn_*": "bnnkit.symmetric_quant",
-}
+# (BoolNet and PokeBNN left it with bxnor/bor, pad2d, gather_channels, group_mean and
+# dynamic_fake_quant.)
+NOT_YET_CONVERTIBLE: dict = {}
 
 
 def _unsupported_op(name: str) -> str | None:
@@ -95,9 +91,61 @@ def _convert_once(name: str):
         return e
 
 
+# k-bit activation quantizers that take their range from the input (PokeBNN's 8- and 4-bit
+# dynamic-range quantizers) round x / s to an integer. Where x / s lies within float noise
+# of a rounding boundary k + 1/2, PyTorch and any other float implementation (a different
+# summation order in a conv or a pool, ~1e-7 relative) may round either way, and the output
+# jumps by a whole quantization step: matching within 1e-4 is then ill-posed, not a test of
+# the conversion. So the test input is drawn until every such quantizer input is at least
+# MIN_MARGIN steps from a boundary (the runtime's quantizer itself is bit-exact given the
+# same input: tests/test_runtime.py). Models without these quantizers keep the first draw.
+MIN_MARGIN, MAX_DRAWS = 1e-5, 10
+
+
+def quantization_margin(model: torch.nn.Module, x: torch.Tensor) -> float:
+    """The smallest distance, in quantization steps, of x / s to a rounding boundary over
+    every input of a dynamic-range symmetric_quant / unsigned_quant activation quantizer."""
+    from bnnkit.quantizers import SymmetricQuantizer, UnsignedQuantizer
+    from bnnkit.quantizers.multibit import symmetric_scale
+
+    margins = [float("inf")]
+
+    def hook(q, inputs, _):
+        t = inputs[0]
+        if isinstance(t, torch.nn.Parameter):
+            return  # a weight: folded to the same constant in the file
+        if isinstance(q, SymmetricQuantizer):
+            s, top = symmetric_scale(t, q.bits, q.per_channel, None), 2 ** (q.bits - 1) - 1
+        else:
+            s, top = t.amax().clamp_min(0.0) / (2**q.bits - 1), 2**q.bits - 1
+        u = (t.double() / torch.where(s > 0, s, torch.ones_like(s)).double()).abs()
+        inside = u[u < top]
+        if inside.numel():
+            margins.append(float((inside - inside.floor() - 0.5).abs().min()))
+
+    quantizers = [m for m in model.modules() if isinstance(m, (SymmetricQuantizer, UnsignedQuantizer)) and m.bound is None]
+    handles = [m.register_forward_hook(hook) for m in quantizers]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return min(margins)
+
+
+def _test_input(model: torch.nn.Module) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(2)
+    for _ in range(MAX_DRAWS):
+        x = torch.randn(BATCH, 3, SIZE, SIZE, generator=gen)
+        if quantization_margin(model, x) >= MIN_MARGIN:
+            return x
+    raise AssertionError(f"no test input among {MAX_DRAWS} keeps the quantizer inputs {MIN_MARGIN} steps from a boundary")
+
+
 def _convert(name: str):
     model = _trained(name)
-    x = torch.randn(BATCH, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
+    x = _test_input(model)
     with torch.no_grad():
         ref = model(x).numpy()
     return model, x, ref, convert(model, x, model_name=name)
@@ -114,10 +162,12 @@ def test_converts_and_reads_back(name):
     assert size_report(model, data)["ratio"] > 5  # binary weights packed 32x, float layers kept
 
 
-@pytest.mark.parametrize("name", UNCONVERTIBLE)
-def test_unconvertible_models_name_the_op(name):
-    with pytest.raises(ConversionError, match=_unsupported_op(name).replace(".", r"\.")):
-        _converted(name)
+def test_unconvertible_models_name_the_op():
+    """Every model of NOT_YET_CONVERTIBLE (none at present) fails naming its first
+    unsupported op; one test rather than a parametrization, so an empty table is no skip."""
+    for name in UNCONVERTIBLE:
+        with pytest.raises(ConversionError, match=_unsupported_op(name).replace(".", r"\.")):
+            _converted(name)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

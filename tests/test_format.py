@@ -280,3 +280,62 @@ def test_fuzz_loader_subprocess():
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "no crash" in res.stdout
+
+
+# ---- attributes and contracts of the logic, padding, channel and dynamic-range ops --------
+
+def _one_node(op, inputs, attrs, out_dtype, out_shape, consts=None):
+    """Bytes of x (2, 8, 3, 3) f32 [-> quantize q] -> op -> y, without the writer's checks."""
+    from bnnkit.format.writer import encode, normalize
+
+    tensors = [{"name": "x", "dtype": "f32", "shape": (2, 8, 3, 3)}, {"name": "q", "dtype": "bits", "shape": (2, 8, 3, 3)},
+               {"name": "x2", "dtype": "f32", "shape": (2, 8)}]
+    tensors += [{"name": k, "dtype": d, "data": v} for k, (v, d) in (consts or {}).items()]
+    tensors.append({"name": "y", "dtype": out_dtype, "shape": out_shape})
+    nodes = [{"op": "quantize", "inputs": ["x"], "outputs": ["q"], "name": "pack"},
+             {"op": op, "inputs": inputs, "outputs": ["y"], "attrs": attrs, "name": "n"}]
+    out = "y" if out_dtype == "f32" else "x"
+    return encode(normalize({"tensors": tensors, "nodes": nodes, "inputs": ["x", "x2"], "outputs": [out, "q" if out == "x" else "x2"][:1]}))
+
+
+@pytest.mark.parametrize("op, inputs, attrs, dtype, shape, match", [
+    ("bxnor", ["q", "x"], {}, "bits", (2, 8, 3, 3), "input 1 has dtype f32, expected bits"),
+    ("bor", ["q", "q"], {}, "f32", (2, 8, 3, 3), "output 'y' has dtype f32, expected bits"),
+    ("pad2d", ["x"], {"mode": 2}, "f32", (2, 8, 3, 3), r"attribute 'mode' must be 0 \(constant\) or 1 \(replicate\), got 2"),
+    ("pad2d", ["q"], {"pad": [1, 1, 1, 1], "value": 0.5}, "bits", (2, 8, 5, 5), "a bits input pads with value \\+1 or -1, got 0.5"),
+    ("pad2d", ["x"], {"pad": [1, 1, 1]}, "f32", (2, 8, 5, 5), r"attribute 'pad' must be 4 ints in \[0, 65535\]"),
+    ("pad2d", ["x"], {"pad": [1, 0, 0, 0]}, "f32", (2, 8, 3, 3), r"declared shape \(2, 8, 3, 3\), inferred \(2, 8, 4, 3\)"),
+    ("pad2d", ["x"], {"value": float("inf")}, "f32", (2, 8, 3, 3), "attribute 'value' must be finite"),
+    ("gather_channels", ["x"], {"index": [0, 8]}, "f32", (2, 2, 3, 3), r"index entry 1 is 8, outside \[-1, 8\)"),
+    ("gather_channels", ["q"], {"index": [0, -1]}, "bits", (2, 2, 3, 3), r"index entry 1 is -1, outside \[0, 8\) \(a bits output"),
+    ("gather_channels", ["x"], {"index": []}, "f32", (2, 0, 3, 3), "attribute 'index' must not be empty|outside"),
+    ("gather_channels", ["x", "q"], {"index": [0]}, "f32", (2, 1, 3, 3), "input 1 has dtype bits, expected f32 as input 0"),
+    ("gather_channels", ["x", "x2"], {"index": [0]}, "f32", (2, 1, 3, 3), r"input 1 shape \(2, 8\) does not match"),
+    ("gather_channels", ["x"], {}, "f32", (2, 1, 3, 3), "required attribute 'index' missing"),
+    ("group_mean", ["x"], {"group": 3}, "f32", (2, 2, 3, 3), "attribute 'group' 3 must be >= 1 and divide C=8"),
+    ("group_mean", ["x"], {"group": 0}, "f32", (2, 2, 3, 3), "attribute 'group' 0 must be >= 1"),
+    ("group_mean", ["q"], {"group": 2}, "f32", (2, 4, 3, 3), "input 0 has dtype bits, expected f32"),
+    ("dynamic_fake_quant", ["x"], {"qmax": 0}, "f32", (2, 8, 3, 3), r"attribute 'qmax' must be in \[1, 16777216\], got 0"),
+    ("dynamic_fake_quant", ["x"], {"qmax": 7, "signed": 2}, "f32", (2, 8, 3, 3), "attribute 'signed' must be 0 or 1, got 2"),
+    ("dynamic_fake_quant", ["x"], {"qmax": 7, "per_sample": 5}, "f32", (2, 8, 3, 3), "attribute 'per_sample' must be 0 or 1"),
+    ("dynamic_fake_quant", ["x"], {"qmax": 7, "scale": 1.0}, "f32", (2, 8, 3, 3), "unknown attribute 'scale'"),
+])
+def test_new_ops_reject_bad_attributes_and_contracts(op, inputs, attrs, dtype, shape, match):
+    both_reject(_one_node(op, inputs, attrs, dtype, shape), match)
+
+
+def test_int8_weight_contracts():
+    q = np.ones((4, 8), np.int8)
+    s = np.ones(4, np.float32)
+    ok = _one_node("dense", ["x2", "w", "s"], {}, "f32", (2, 4), {"w": (q, "i8"), "s": (s, "f32")})
+    Interpreter(ok)
+    F.read(ok)
+    both_reject(_one_node("dense", ["x2", "w"], {}, "f32", (2, 4), {"w": (q, "i8")}),
+                "an i8 weight needs a per-output-channel scale as input 2")
+    both_reject(_one_node("dense", ["x2", "w", "s", "s", "s"], {}, "f32", (2, 4), {"w": (q, "i8"), "s": (s, "f32")}),
+                r"5 inputs, expected 2..4")
+    w32 = np.ones((4, 8), np.float32)
+    both_reject(_one_node("dense", ["x2", "w", "s", "s"], {}, "f32", (2, 4), {"w": (w32, "f32"), "s": (s, "f32")}),
+                r"4 inputs, expected 2..3 with an f32 weight")
+    both_reject(_one_node("dense", ["x2", "w", "s"], {}, "f32", (2, 4), {"w": (q, "i8"), "s": (np.ones(3, np.float32), "f32")}),
+                r"input 2 has shape \(3,\), expected \(4,\)")

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import bnnkit.format as F
-from bnn_reference import Graph, bconv2d, conv2d, fake_quant, pool, sign, transform, transform_bits
+from bnn_reference import (Graph, bconv2d, conv2d, dynamic_fake_quant, fake_quant, gather_channels, group_mean, pool,
+                           sign, transform, transform_bits)
 from bnnkit.runtime import Interpreter
 
 RNG = np.random.default_rng(1234)
@@ -302,6 +303,158 @@ def test_bmaxpool2d(kernel, stride, pad):
     np.testing.assert_array_equal(run(g, xv), want)
 
 
+# ---- logic, padding, channel and dynamic-range ops ------------------------------------
+
+def run_both(graph: Graph, feeds):
+    """The results on 1 and 2 threads, which must be identical."""
+    one, two = run(graph, feeds, 1), run(graph, feeds, 2)
+    np.testing.assert_array_equal(one, two)
+    return one
+
+
+LOGIC = {"bxnor": lambda a, b: a * b, "bor": lambda a, b: np.clip(a + b + 1, -1, 1),
+         "band": lambda a, b: np.clip(a + b - 1, -1, 1)}
+
+
+@pytest.mark.parametrize("op", sorted(LOGIC))
+@pytest.mark.parametrize("shape", [(2, 33, 3, 2), (3, 65), (2, 64, 48, 48)])
+def test_bit_logic(op, shape):
+    g = Graph()
+    a, b = g.input("a", shape), g.input("b", shape)
+    g.output(g.op("dequantize", [g.op(op, [g.op("quantize", [a]), g.op("quantize", [b])])]))
+    xa, xb = randn(*shape), randn(*shape)
+    np.testing.assert_array_equal(run_both(g, [xa, xb]), LOGIC[op](sign(xa), sign(xb)))
+
+
+@pytest.mark.parametrize("op", sorted(LOGIC))
+def test_bit_logic_keeps_padding_bits_zero(op):
+    """A bdense over K = 33 counts every bit of the last word: padding bits must stay 0."""
+    w = sign(randn(5, 33))
+    g = Graph()
+    a, b = g.input("a", (3, 33)), g.input("b", (3, 33))
+    y = g.op(op, [g.op("quantize", [a]), g.op("quantize", [b])])
+    g.output(g.op("bdense", [y, g.const("w", w, "bits")]))
+    xa, xb = randn(3, 33), randn(3, 33)
+    np.testing.assert_array_equal(run(g, [xa, xb]), LOGIC[op](sign(xa), sign(xb)) @ w.T)
+
+
+@pytest.mark.parametrize("mode, value", [(0, 0.0), (0, -2.5), (1, 0.0)])
+@pytest.mark.parametrize("pad, shape", [((1, 1, 1, 1), (2, 5, 4, 3)), ((0, 2, 3, 1), (2, 5, 4, 3)),
+                                        ((1, 1, 1, 1), (2, 64, 40, 40))])
+def test_pad2d_f32(mode, value, pad, shape):
+    g, x = single("pad2d", shape, attrs={"pad": list(pad), "mode": mode, "value": value})
+    widths = ((0, 0), (0, 0), (pad[0], pad[2]), (pad[1], pad[3]))
+    want = np.pad(x, widths, mode="edge") if mode else np.pad(x, widths, constant_values=value)
+    np.testing.assert_array_equal(run_both(g, x), want)
+
+
+@pytest.mark.parametrize("mode, value", [(0, 1.0), (0, -1.0), (1, 0.0)])
+@pytest.mark.parametrize("c", [33, 64])
+def test_pad2d_bits_feeds_a_binary_conv(mode, value, c):
+    """Padded bits (also the padding bits past C in each word) give the same binary conv
+    as PyTorch's padding of the +-1 map."""
+    w = sign(randn(7, c, 3, 3))
+    g = Graph()
+    x = g.input("x", (2, c, 5, 4))
+    p = g.op("pad2d", [g.op("quantize", [x])], {"pad": [1, 2, 1, 0], "mode": mode, "value": value})
+    g.output(g.op("bconv2d", [p, g.const("w", w, "bits")]))
+    xv = randn(2, c, 5, 4)
+    widths = ((0, 0), (0, 0), (1, 1), (2, 0))
+    padded = np.pad(sign(xv), widths, mode="edge") if mode else np.pad(sign(xv), widths, constant_values=value)
+    np.testing.assert_array_equal(run_both(g, xv), conv2d(padded, w).astype(np.float32))
+
+
+@pytest.mark.parametrize("shapes, index", [
+    ([(2, 5, 3, 4), (2, 3, 3, 4)], [7, -1, 0, 0, 4, 1, -1]),
+    ([(3, 6), (3, 2)], [1, 7, -1, 6, 0]),
+    ([(2, 64, 40, 40)], list(range(63, -1, -1)) + [-1] * 3),  # large enough to run on 2 threads
+])
+def test_gather_channels_f32(shapes, index):
+    g = Graph()
+    names = [g.input(f"x{i}", s) for i, s in enumerate(shapes)]
+    g.output(g.op("gather_channels", names, {"index": index}))
+    xs = [randn(*s) for s in shapes]
+    np.testing.assert_array_equal(run_both(g, xs), gather_channels(xs, index))
+
+
+@pytest.mark.parametrize("c0, c1, hw", [(33, 31, 3), (64, 64, 36)])
+def test_gather_channels_bits(c0, c1, hw):
+    """Interleave two bits maps across word edges, repeat and drop channels."""
+    index = [k for j in range(min(c0, c1)) for k in (j, c0 + j)] + [c0 - 1, 0, c0 + c1 - 1]
+    g = Graph()
+    a, b = g.input("a", (2, c0, hw, hw)), g.input("b", (2, c1, hw, hw))
+    y = g.op("gather_channels", [g.op("quantize", [a]), g.op("quantize", [b])], {"index": index})
+    g.output(g.op("dequantize", [y]))
+    xa, xb = randn(2, c0, hw, hw), randn(2, c1, hw, hw)
+    np.testing.assert_array_equal(run_both(g, [xa, xb]), gather_channels([sign(xa), sign(xb)], index))
+
+
+@pytest.mark.parametrize("shape, group", [((2, 12, 3, 3), 1), ((2, 12, 3, 3), 3), ((3, 8), 4), ((2, 128, 32, 32), 2)])
+def test_group_mean(shape, group):
+    g, x = single("group_mean", shape, attrs={"group": group})
+    np.testing.assert_array_equal(run_both(g, x), group_mean(x, group))
+
+
+DYNAMIC = [  # (bits, signed, per_sample)
+    (8, True, False), (4, True, False), (4, False, False), (8, True, True), (2, False, False),
+]
+
+
+@pytest.mark.parametrize("bits, signed, per_sample", DYNAMIC)
+@pytest.mark.parametrize("shape", [(2, 5, 3, 3), (3, 7), (2, 64, 40, 40)])
+def test_dynamic_fake_quant_matches_the_torch_quantizer(bits, signed, per_sample, shape):
+    """Bit for bit equal to bnnkit.quantizers' symmetric_quant / unsigned_quant (bound None)."""
+    import torch
+
+    from bnnkit import quantizers
+
+    qmax = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
+    x = randn(*shape) * 3
+    x.flat[:4] = [0.0, x.flat[4] / 2, -x.flat[4], x.flat[4] * 0.5]  # a tie (x = max/2) and -max
+    g, _ = single("dynamic_fake_quant", shape, attrs={"qmax": qmax, "signed": int(signed), "per_sample": int(per_sample)})
+    got = run_both(g, x)
+    t = torch.from_numpy(x)
+    want = (quantizers.symmetric_quant(t, bits, per_sample) if signed else quantizers.unsigned_quant(t, bits)).numpy()
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got, dynamic_fake_quant(x, qmax, signed, per_sample))
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_dynamic_fake_quant_zeros_and_nan(signed):
+    import torch
+
+    from bnnkit import quantizers
+
+    attrs = {"qmax": 7 if signed else 15, "signed": int(signed)}
+    g, _ = single("dynamic_fake_quant", (2, 4), attrs=attrs)
+    zeros = np.zeros((2, 4), np.float32)
+    np.testing.assert_array_equal(run(g, zeros), zeros)
+    nan = randn(2, 4)
+    nan[1, 2] = np.nan
+    t = torch.from_numpy(nan)
+    want = (quantizers.symmetric_quant(t, 4) if signed else quantizers.unsigned_quant(t, 4)).numpy()
+    assert np.isnan(want).all()
+    np.testing.assert_array_equal(run(g, nan), want)
+    neg = -np.abs(randn(2, 4))  # unsigned: no positive value, range 0, every output 0
+    if not signed:
+        np.testing.assert_array_equal(run(g, neg), np.zeros_like(neg))
+
+
+@pytest.mark.parametrize("op", ["conv2d", "dense"])
+def test_int8_weights_times_scale(op):
+    """An i8 weight with a per-output-channel scale: weight = q * scale in float32."""
+    o = 6
+    q = RNG.integers(-127, 128, (o, 4, 3, 3) if op == "conv2d" else (o, 20)).astype(np.int8)
+    scale, b = RNG.uniform(0.01, 0.1, o).astype(np.float32), randn(o)
+    w = q.astype(np.float32) * scale.reshape((-1,) + (1,) * (q.ndim - 1))
+    g = Graph()
+    x = g.input("x", (2, 4, 5, 5) if op == "conv2d" else (2, 20))
+    g.output(g.op(op, [x, g.const("q", q, "i8"), g.const("s", scale), g.const("b", b)]))
+    xv = randn(*((2, 4, 5, 5) if op == "conv2d" else (2, 20)))
+    want = conv2d(xv, w, b) if op == "conv2d" else xv @ w.T + b
+    np.testing.assert_allclose(run_both(g, xv), want, rtol=1e-5, atol=1e-5)
+
+
 # ---- a small binary network end to end ---------------------------------------------------
 
 def small_bnn(rng):
@@ -452,6 +605,24 @@ def test_runtime_and_format_import_without_torch():
             "assert y.tolist() == [[0.0, 2.0]], y\n"
             "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules if sys.modules[m] is not None)\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_bconv_float_outputs_are_the_same_on_every_path():
+    """Float outputs round m*a + b once on every kernel path (the runtime's epilogue where a
+    kernel would round twice), so they are identical, not only close (ops_binary.cc)."""
+    from bnnkit import kernels
+
+    w = sign(randn(40, 64, 3, 3))
+    m, b = RNG.uniform(0.1, 3, 40).astype(np.float32), RNG.standard_normal(40).astype(np.float32)
+    g, x = single("bconv2d", (2, 64, 9, 9), [w, m, b], {"pad": [1, 1, 1, 1]}, x_bits=True)
+    data, outs = g.encode(), {}
+    for path in kernels.supported_paths():
+        with kernels.use_path(path):
+            outs[path] = Interpreter(data).run(x)
+    acc = conv2d(sign(x), w, pad=(1, 1, 1, 1), pad_value=1.0)  # one-padding
+    once = (acc * m.astype(np.float64)[None, :, None, None] + b[None, :, None, None]).astype(np.float32)
+    for path, out in outs.items():
+        np.testing.assert_array_equal(out, once, err_msg=path)  # float64 m*a is exact: one rounding
 
 
 @pytest.mark.parametrize("acc_min", [-(2**31), -100])  # fused kernel thresholds / int32 epilogue

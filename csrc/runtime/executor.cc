@@ -82,7 +82,7 @@ void Interpreter::Impl::make_tensors() {
       const std::vector<float> values = rt::constant_values(d);
       rt::from_logical(values.data(), t);
     }
-    tensors.push_back(std::move(t));  // i8/i32/u8 constants: table only, no op consumes them
+    tensors.push_back(std::move(t));  // i8/i32/u8 constants: ops read them from the file (i8 weights)
   }
 }
 
@@ -146,6 +146,7 @@ void Interpreter::Impl::make_ops() {
       op = rt::make_binary_op(args);
       if (!op) op = rt::make_float_op(args);
       if (!op) op = rt::make_elementwise_op(args);
+      if (!op) op = rt::make_channel_op(args);
     } catch (const std::invalid_argument& e) {
       throw format::FormatError(where + ": " + e.what());
     }

@@ -40,8 +40,11 @@ const std::vector<OpSpec>& op_table() {
       {Op::kBConv2D, "bconv2d", 2, 4, conv_attrs(true)},
       {Op::kBDense, "bdense", 2, 4, {I("acc_min", kI32Min), I("acc_max", kI32Max), F("out_min", -kInf), F("out_max", kInf)}},
       {Op::kBMaxPool2D, "bmaxpool2d", 1, 1, {Lreq("kernel"), L("stride", {}), L("pad", {0, 0, 0, 0})}},
-      {Op::kConv2D, "conv2d", 2, 3, conv_attrs(false)},
-      {Op::kDense, "dense", 2, 3, {}},
+      {Op::kBXnor, "bxnor", 2, 2, {}},
+      {Op::kBOr, "bor", 2, 2, {}},
+      {Op::kBAnd, "band", 2, 2, {}},
+      {Op::kConv2D, "conv2d", 2, 4, conv_attrs(false)},
+      {Op::kDense, "dense", 2, 4, {}},
       {Op::kBatchNorm, "batch_norm", 3, 3, {}},
       {Op::kAdd, "add", 2, 2, {}},
       {Op::kMul, "mul", 2, 2, {}},
@@ -61,6 +64,10 @@ const std::vector<OpSpec>& op_table() {
       {Op::kFlatten, "flatten", 1, 1, {I("start_dim", 1)}},
       {Op::kSoftmax, "softmax", 1, 1, {I("axis", -1)}},
       {Op::kFakeQuant, "fake_quant", 1, 2, {F("scale", 1.0), Ireq("qmin"), Ireq("qmax"), I("zero_point", 0)}},
+      {Op::kPad2D, "pad2d", 1, 1, {L("pad", {0, 0, 0, 0}), I("mode", 0), F("value", 0.0)}},
+      {Op::kGatherChannels, "gather_channels", 1, 64, {Lreq("index")}},
+      {Op::kGroupMean, "group_mean", 1, 1, {Ireq("group")}},
+      {Op::kDynamicFakeQuant, "dynamic_fake_quant", 1, 1, {Ireq("qmax"), I("signed", 1), I("per_sample", 0)}},
   };
   return table;
 }
@@ -123,10 +130,21 @@ void transform_attrs(const Attrs& a) {
   need(a.f("out_min") <= a.f("out_max"), "need out_min <= out_max (not NaN)");
 }
 
+// A float conv/dense weight: f32 (inputs: [bias]) or i8 (inputs: scale (O,), [bias]).
+void float_weight(const Ctx& c) {
+  if (c.in(1).dtype == DType::kI8) {
+    need(c.n_in() >= 3, "an i8 weight needs a per-output-channel scale as input 2");
+  } else {
+    c.dtype(1, DType::kF32);
+    need(c.n_in() <= 3, std::to_string(c.n_in()) + " inputs, expected 2..3 with an f32 weight (4 only with an i8 weight)");
+  }
+}
+
 Result infer_conv(const Ctx& c, bool binary) {
   const DType dt = binary ? DType::kBits : DType::kF32;
   c.dtype(0, dt);
-  c.dtype(1, dt);
+  if (binary) c.dtype(1, dt);
+  else float_weight(c);
   c.constant(1);
   c.rank(0, 4);
   c.rank(1, 4);
@@ -151,10 +169,10 @@ Result infer_conv(const Ctx& c, bool binary) {
 
 Result infer_dense(const Ctx& c, bool binary) {
   const DType dt = binary ? DType::kBits : DType::kF32;
-  for (std::size_t i = 0; i < 2; ++i) {
-    c.dtype(i, dt);
-    c.rank(i, 2);
-  }
+  c.dtype(0, dt);
+  if (binary) c.dtype(1, dt);
+  else float_weight(c);
+  for (std::size_t i = 0; i < 2; ++i) c.rank(i, 2);
   c.constant(1);
   const auto& x = c.in(0).shape;
   const auto& w = c.in(1).shape;
@@ -250,6 +268,109 @@ Result infer_fake_quant(const Ctx& c) {
   return same_shape(c);
 }
 
+Result infer_logic(const Ctx& c) {
+  c.dtype(0, DType::kBits);
+  c.dtype(1, DType::kBits);
+  need(c.in(0).shape == c.in(1).shape,
+       "inputs have shapes " + shape_str(c.in(0).shape) + " and " + shape_str(c.in(1).shape) + ", expected equal");
+  Result r;
+  r.f32 = false, r.bits = true, r.shape = c.in(0).shape;
+  return r;
+}
+
+// f32 or bits, same dtype as the input (pad2d, gather_channels).
+Result keep_dtype(const Ctx& c, std::vector<std::int64_t> shape) {
+  Result r;
+  r.f32 = c.in(0).dtype != DType::kBits;
+  r.bits = !r.f32;
+  r.shape = std::move(shape);
+  return r;
+}
+
+bool f32_or_bits(const Ctx& c, std::size_t i) {
+  const DType d = c.in(i).dtype;
+  need(d == DType::kF32 || d == DType::kBits || (d == DType::kF16 && c.in(i).constant),
+       "input " + std::to_string(i) + " has dtype " + dtype_name(static_cast<std::uint32_t>(d)) + ", expected f32 or bits");
+  return d == DType::kBits;
+}
+
+Result infer_pad2d(const Ctx& c) {
+  const bool bits = f32_or_bits(c, 0);
+  c.rank(0, 4);
+  const auto& p = c.a.ints("pad");
+  need(p.size() == 4 && std::all_of(p.begin(), p.end(), [](std::int64_t v) { return v >= 0 && v <= 65535; }),
+       "attribute 'pad' must be 4 ints in [0, 65535]");
+  const std::int64_t mode = c.a.i("mode");
+  need(mode == 0 || mode == 1, "attribute 'mode' must be 0 (constant) or 1 (replicate), got " + std::to_string(mode));
+  const double v = c.a.f("value");
+  if (bits) {
+    need(mode == 1 || v == 1.0 || v == -1.0, "a bits input pads with value +1 or -1, got " + std::to_string(v));
+  } else {
+    need(std::isfinite(v), "attribute 'value' must be finite, got " + std::to_string(v));
+  }
+  const auto& x = c.in(0).shape;
+  need(x[2] + p[0] + p[2] <= kI32Max && x[3] + p[1] + p[3] <= kI32Max, "padded size too large");
+  return keep_dtype(c, {x[0], x[1], x[2] + p[0] + p[2], x[3] + p[1] + p[3]});
+}
+
+// Inputs of one dtype (f32 or bits), rank 2 or 4, equal outside axis 1; returns the channel total.
+std::int64_t channel_inputs(const Ctx& c) {
+  const bool bits = f32_or_bits(c, 0);
+  const auto& first = c.in(0).shape;
+  need(first.size() == 2 || first.size() == 4, "input 0 has shape " + shape_str(first) + ", expected rank 2 or 4");
+  std::int64_t total = 0;
+  for (std::size_t i = 0; i < c.n_in(); ++i) {
+    need(f32_or_bits(c, i) == bits, "input " + std::to_string(i) + " has dtype " +
+                                        dtype_name(static_cast<std::uint32_t>(c.in(i).dtype)) + ", expected " +
+                                        dtype_name(static_cast<std::uint32_t>(c.in(0).dtype)) + " as input 0");
+    const auto& s = c.in(i).shape;
+    bool same = s.size() == first.size();
+    for (std::size_t j = 0; same && j < s.size(); ++j) same = j == 1 || s[j] == first[j];
+    need(same, "input " + std::to_string(i) + " shape " + shape_str(s) + " does not match " + shape_str(first) +
+                   " outside axis 1");
+    total += s[1];
+  }
+  return total;
+}
+
+Result infer_gather_channels(const Ctx& c) {
+  const std::int64_t total = channel_inputs(c);
+  const bool bits = c.in(0).dtype == DType::kBits;
+  const auto& index = c.a.ints("index");
+  need(!index.empty(), "attribute 'index' must not be empty");
+  const std::int64_t low = bits ? 0 : -1;
+  for (std::size_t j = 0; j < index.size(); ++j) {
+    need(index[j] >= low && index[j] < total,
+         "index entry " + std::to_string(j) + " is " + std::to_string(index[j]) + ", outside [" + std::to_string(low) +
+             ", " + std::to_string(total) + ")" + (bits ? " (a bits output has no zero channel)" : ""));
+  }
+  std::vector<std::int64_t> shape = c.in(0).shape;
+  shape[1] = static_cast<std::int64_t>(index.size());
+  return keep_dtype(c, shape);
+}
+
+Result infer_group_mean(const Ctx& c) {
+  c.dtype(0, DType::kF32);
+  const auto& x = c.in(0).shape;
+  need(x.size() == 2 || x.size() == 4, "input 0 has shape " + shape_str(x) + ", expected rank 2 or 4");
+  const std::int64_t g = c.a.i("group");
+  need(g >= 1 && x[1] % g == 0, "attribute 'group' " + std::to_string(g) + " must be >= 1 and divide C=" + std::to_string(x[1]));
+  Result r;
+  r.shape = x;
+  r.shape[1] = x[1] / g;
+  return r;
+}
+
+Result infer_dynamic_fake_quant(const Ctx& c) {
+  c.dtype(0, DType::kF32);
+  const std::int64_t qmax = c.a.i("qmax"), sgn = c.a.i("signed"), per = c.a.i("per_sample");
+  need(qmax >= 1 && qmax <= (std::int64_t{1} << 24), "attribute 'qmax' must be in [1, 16777216], got " + std::to_string(qmax));
+  need(sgn == 0 || sgn == 1, "attribute 'signed' must be 0 or 1, got " + std::to_string(sgn));
+  need(per == 0 || per == 1, "attribute 'per_sample' must be 0 or 1, got " + std::to_string(per));
+  need(per == 0 || c.in(0).shape.size() >= 2, "per_sample needs an input of rank >= 2");
+  return same_shape(c);
+}
+
 Result infer(const Ctx& c) {
   Result r;
   switch (c.node.op) {
@@ -301,6 +422,11 @@ Result infer(const Ctx& c) {
       norm_axis(c.a.i("axis"), c.in(0).shape.size());
       return same_shape(c);
     case Op::kFakeQuant: return infer_fake_quant(c);
+    case Op::kBXnor: case Op::kBOr: case Op::kBAnd: return infer_logic(c);
+    case Op::kPad2D: return infer_pad2d(c);
+    case Op::kGatherChannels: return infer_gather_channels(c);
+    case Op::kGroupMean: return infer_group_mean(c);
+    case Op::kDynamicFakeQuant: return infer_dynamic_fake_quant(c);
     default: return same_shape(c);  // relu, relu6, hard_sigmoid, sigmoid
   }
 }

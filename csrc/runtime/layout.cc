@@ -93,6 +93,20 @@ std::vector<float> constant_values(const format::TensorDesc& t) {
   return out;
 }
 
+std::vector<float> weight_values(const OpArgs& a) {
+  const format::TensorDesc& w = a.desc(1);
+  if (w.dtype != format::DType::kI8) return constant_values(w);
+  const std::vector<float> scale = constant_values(a.desc(2));
+  const auto n = static_cast<std::size_t>(w.numel()), per = n / scale.size();
+  std::vector<float> out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    out[i] = static_cast<float>(static_cast<std::int8_t>(w.data[i])) * scale[i / per];
+  }
+  return out;
+}
+
+std::size_t bias_input(const OpArgs& a) { return a.desc(1).dtype == format::DType::kI8 ? 3 : 2; }
+
 std::vector<float> channel_vector(const OpArgs& a, std::size_t i, std::int64_t count, float fallback) {
   if (i >= a.node.inputs.size()) return std::vector<float>(static_cast<std::size_t>(count), fallback);
   std::vector<float> v = constant_values(a.desc(i));

@@ -63,9 +63,14 @@ struct OpArgs {
 std::unique_ptr<OpImpl> make_binary_op(const OpArgs& a);
 std::unique_ptr<OpImpl> make_float_op(const OpArgs& a);
 std::unique_ptr<OpImpl> make_elementwise_op(const OpArgs& a);
+std::unique_ptr<OpImpl> make_channel_op(const OpArgs& a);
 
 // A constant f32/f16 tensor's values in logical row-major order.
 std::vector<float> constant_values(const format::TensorDesc& t);
+// The weight (input 1) of conv2d/dense in logical order: f32/f16 values, or an i8 weight
+// times its per-output-channel scale (input 2) in float32; and the index of the bias input.
+std::vector<float> weight_values(const OpArgs& a);
+std::size_t bias_input(const OpArgs& a);
 // Per-channel vector input i, or `count` copies of `fallback` when the input is absent.
 std::vector<float> channel_vector(const OpArgs& a, std::size_t i, std::int64_t count, float fallback);
 

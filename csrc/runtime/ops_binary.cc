@@ -10,7 +10,10 @@
 // (bits output; a*m is exact in double and a rounded double sum keeps the exact sign).
 // The kernel's output transform is exactly this, accumulator clamp included (the clamp
 // folds into the per-channel bit thresholds; csrc/kernels/output_transform.h), so the whole
-// op is one fused kernel call.
+// op is one fused kernel call. Float outputs round m*a + b once (an FMA) on every kernel
+// path, as PyTorch's batch norm does, so float results are the same on every path; that
+// matters where a k-bit quantizer follows: one rounding step at a quantization boundary
+// moves the result by a whole step (PokeBNN's 4-bit gates).
 #include <algorithm>
 #include <limits>
 

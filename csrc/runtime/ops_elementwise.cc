@@ -1,11 +1,13 @@
 // Elementwise, per-channel and data-movement ops on f32 tensors (docs/format.md section 8):
 // relu, relu6, hard_sigmoid, sigmoid, hard_tanh, batch_norm, prelu, rprelu, dprelu,
-// fake_quant, add, mul (numpy broadcasting), concat, reshape, flatten, softmax.
+// fake_quant, dynamic_fake_quant, add, mul (numpy broadcasting), concat, reshape, flatten,
+// softmax.
 // Ops are defined on logical (PyTorch-order) indices; the loops walk the output in its
 // physical order (NHWC for 4-D) and address inputs through their logical strides.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "runtime/ops.h"
 
@@ -82,7 +84,8 @@ class Unary : public OpImpl {
 };
 
 // Per-channel ops; channel of physical element i = (i / channel_stride) % C.
-//   batch_norm: y = x*scale + shift          prelu: y = x >= 0 ? x : slope*x
+//   batch_norm: y = x*scale + shift, rounded once (std::fma, as PyTorch's CPU batch norm)
+//   prelu: y = x >= 0 ? x : slope*x
 //   rprelu:     t = x - gamma; y = (t >= 0 ? t : beta*t) + zeta
 //   dprelu:     t = x - b_x; y = (t >= 0 ? pos : neg)*t - b_y
 //   fake_quant: y = (clamp(round_half_even(x/s) + zp, qmin, qmax) - zp) * s
@@ -165,7 +168,7 @@ class PerChannel : public OpImpl {
 
   float apply(float x, std::size_t c) const {
     switch (op_) {
-      case Op::kBatchNorm: return x * v_[0][c] + v_[1][c];
+      case Op::kBatchNorm: return std::fma(x, v_[0][c], v_[1][c]);
       case Op::kPRelu: return x >= 0.0f ? x : v_[0][c] * x;
       case Op::kRPRelu: {
         const float t = x - v_[0][c];
@@ -188,6 +191,65 @@ class PerChannel : public OpImpl {
   std::int64_t c_, cs_;
   std::vector<std::vector<float>> v_;
   float qmin_ = 0, qmax_ = 0, zp_ = 0;
+};
+
+// dynamic_fake_quant: the range is taken from the input itself (the whole tensor, or each
+// axis-0 slice with per_sample), as bnnkit's symmetric_quant / unsigned_quant without a
+// bound compute it in float32 (src/bnnkit/quantizers/multibit.py):
+//     M = max|x| (signed) or max(max x, 0) (unsigned), NaN if any x is NaN
+//     s = M / qmax;  safe = s > 0 ? s : 1
+//     y = clamp(round_half_even(x / safe), lo, qmax) * s,  lo = -qmax (signed) or 0;  y = x for NaN x
+// The maximum does not depend on the order of the elements, so neither does the result.
+class DynamicFakeQuant : public OpImpl {
+ public:
+  explicit DynamicFakeQuant(const OpArgs& a) : x_(a.in[0]), y_(a.out) {
+    qmax_ = static_cast<float>(a.attrs.i("qmax"));
+    signed_ = a.attrs.i("signed") == 1;
+    groups_ = a.attrs.i("per_sample") == 1 ? x_->shape[0] : 1;
+    size_ = x_->numel / groups_;
+  }
+  void run(const RunContext& ctx) override {
+    const std::int64_t chunk = 4096, per = (size_ + chunk - 1) / chunk;
+    partial_.assign(static_cast<std::size_t>(groups_ * per), 0.0f);
+    parallel(ctx, groups_ * per, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t k = b; k < e; ++k) {
+        const std::int64_t g = k / per, i0 = g * size_ + (k % per) * chunk, i1 = std::min((g + 1) * size_, i0 + chunk);
+        partial_[static_cast<std::size_t>(k)] = range(x_->f() + i0, i1 - i0);
+      }
+    }, x_->numel);
+    for (std::int64_t g = 0; g < groups_; ++g) {
+      float m = signed_ ? 0.0f : -std::numeric_limits<float>::infinity();
+      for (std::int64_t k = g * per; k < (g + 1) * per; ++k) m = combine(m, partial_[static_cast<std::size_t>(k)]);
+      if (!signed_ && m < 0.0f) m = 0.0f;  // clamp_min(0); NaN stays NaN
+      scale_.resize(static_cast<std::size_t>(groups_));
+      scale_[static_cast<std::size_t>(g)] = m / qmax_;
+    }
+    parallel(ctx, (x_->numel + 4095) / 4096, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b * 4096, end = std::min(x_->numel, e * 4096); i < end; ++i) {
+        y_->f()[i] = quant(x_->f()[i], scale_[static_cast<std::size_t>(i / size_)]);
+      }
+    }, x_->numel);
+  }
+
+ private:
+  static float combine(float m, float v) { return (m != m || v != v) ? std::numeric_limits<float>::quiet_NaN() : std::max(m, v); }
+  float range(const float* x, std::int64_t n) const {
+    float m = signed_ ? 0.0f : -std::numeric_limits<float>::infinity();
+    for (std::int64_t i = 0; i < n; ++i) m = combine(m, signed_ ? std::fabs(x[i]) : x[i]);
+    return m;
+  }
+  float quant(float x, float s) const {
+    if (x != x) return x;
+    const float safe = s > 0.0f ? s : 1.0f;
+    const float q = std::nearbyint(x / safe);
+    return std::min(std::max(q, signed_ ? -qmax_ : 0.0f), qmax_) * s;
+  }
+  const Tensor* x_;
+  const Tensor* y_;
+  float qmax_ = 1.0f;
+  bool signed_ = true;
+  std::int64_t groups_ = 1, size_ = 1;
+  std::vector<float> partial_, scale_;
 };
 
 // add/mul: y = a (op) b with b broadcast (numpy rules) to a's shape.
@@ -323,6 +385,7 @@ std::unique_ptr<OpImpl> make_elementwise_op(const OpArgs& a) {
     case Op::kConcat: return std::unique_ptr<OpImpl>(new Concat(a));
     case Op::kReshape: case Op::kFlatten: return std::unique_ptr<OpImpl>(new Reshape(a));
     case Op::kSoftmax: return std::unique_ptr<OpImpl>(new Softmax(a));
+    case Op::kDynamicFakeQuant: return std::unique_ptr<OpImpl>(new DynamicFakeQuant(a));
     default: return nullptr;
   }
 }

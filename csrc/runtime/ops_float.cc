@@ -39,8 +39,8 @@ ConvGeom conv_geom(const OpArgs& a) {
 class Conv2D : public OpImpl {
  public:
   explicit Conv2D(const OpArgs& a) : x_(a.in[0]), y_(a.out), s_(conv_geom(a)) {
-    const std::vector<float> w = constant_values(a.desc(1));  // (O, Cg, KH, KW)
-    bias_ = channel_vector(a, 2, s_.o, 0.0f);
+    const std::vector<float> w = weight_values(a);  // (O, Cg, KH, KW)
+    bias_ = channel_vector(a, bias_input(a), s_.o, 0.0f);
     depthwise_ = s_.cg == 1 && s_.og == 1;
     const std::int64_t k = s_.kh * s_.kw * s_.cg;
     packed_.assign(static_cast<std::size_t>(s_.g * k * s_.og), 0.0f);
@@ -185,12 +185,12 @@ class Dense : public OpImpl {
     k_ = a.desc(1).shape[1];
     o_ = a.desc(1).shape[0];
     n_ = a.desc(0).shape[0];
-    const std::vector<float> w = constant_values(a.desc(1));
+    const std::vector<float> w = weight_values(a);
     wt_.resize(w.size());
     for (std::int64_t o = 0; o < o_; ++o) {
       for (std::int64_t k = 0; k < k_; ++k) wt_[static_cast<std::size_t>(k * o_ + o)] = w[static_cast<std::size_t>(o * k_ + k)];
     }
-    bias_ = channel_vector(a, 2, o_, 0.0f);
+    bias_ = channel_vector(a, bias_input(a), o_, 0.0f);
   }
   std::string kernel() const override { return std::string("gemm/") + sgemm_name(); }
   void run(const RunContext& ctx) override {
@@ -209,7 +209,8 @@ class Dense : public OpImpl {
   std::vector<float> wt_, bias_;
 };
 
-// max/avg pooling over in-bounds taps; avg divides by KH*KW (count_include_pad) or the tap count.
+// max/avg pooling over in-bounds taps; avg divides the sum (taps in row-major order) by KH*KW
+// (count_include_pad) or the tap count, as PyTorch's avg_pool2d does.
 class Pool : public OpImpl {
  public:
   Pool(const OpArgs& a, bool is_max) : x_(a.in[0]), y_(a.out), max_(is_max) {
@@ -248,8 +249,8 @@ class Pool : public OpImpl {
       }
     }
     if (max_) return;
-    const float inv = 1.0f / static_cast<float>(include_pad_ ? win_.kh * win_.kw : taps);
-    for (std::int64_t c = 0; c < c_; ++c) out[c] *= inv;
+    const float div = static_cast<float>(include_pad_ ? win_.kh * win_.kw : taps);
+    for (std::int64_t c = 0; c < c_; ++c) out[c] /= div;
   }
 
   const Tensor* x_;
@@ -275,8 +276,8 @@ class GlobalAvgPool : public OpImpl {
           const float* in = x_->f() + (n * hw_ + p) * c_;
           for (std::int64_t c = 0; c < c_; ++c) out[c] += in[c];
         }
-        const float inv = 1.0f / static_cast<float>(hw_);
-        for (std::int64_t c = 0; c < c_; ++c) out[c] *= inv;
+        const float div = static_cast<float>(hw_);
+        for (std::int64_t c = 0; c < c_; ++c) out[c] /= div;
       }
     }, n_ * hw_ * c_);
   }

@@ -47,6 +47,15 @@ def _pool(x, op, fn):
     return fn(xp, k, s)
 
 
+def _weight(op):
+    """(weight, bias or None) of conv2d/dense: an i8 weight is q * scale (input 2)."""
+    w, rest = _c(op.inputs[1]), op.inputs[2:]
+    if op.inputs[1].dtype == "i8":
+        w = w * _c(rest[0]).reshape((-1,) + (1,) * (w.dim() - 1))
+        rest = rest[1:]
+    return w, (_c(rest[0]) if rest else None)
+
+
 def _eval(op, xs):
     a, name = op.attrs, op.op
     if name == "quantize":
@@ -60,12 +69,12 @@ def _eval(op, xs):
     if name in ("maxpool2d", "bmaxpool2d"):
         return _pool(xs[0], op, F.max_pool2d)
     if name == "conv2d":
-        b = _c(op.inputs[2]) if len(op.inputs) > 2 else None
-        return F.conv2d(F.pad(xs[0], _pads(a)), _c(op.inputs[1]), b, a.get("stride", [1, 1]), 0,
+        w, b = _weight(op)
+        return F.conv2d(F.pad(xs[0], _pads(a)), w, b, a.get("stride", [1, 1]), 0,
                         a.get("dilation", [1, 1]), a.get("groups", 1))
     if name == "dense":
-        b = _c(op.inputs[2]) if len(op.inputs) > 2 else 0.0
-        return xs[0] @ _c(op.inputs[1]).T + b
+        w, b = _weight(op)
+        return xs[0] @ w.T + (0.0 if b is None else b)
     view = (1, -1) + (1,) * (xs[0].dim() - 2)
     if name == "batch_norm":
         return xs[0] * xs[1].reshape(view) + xs[2].reshape(view)
@@ -79,6 +88,21 @@ def _eval(op, xs):
         return xs[0].clamp(0, 6)
     if name == "hard_tanh":
         return xs[0].clamp(a.get("min", -1.0), a.get("max", 1.0))
+    return _eval_more(op, xs, view)
+
+
+def _eval_more(op, xs, view):
+    a, name = op.attrs, op.op
+    if name in ("bxnor", "bor", "band"):  # on +-1 values, +1 = true
+        both = xs[0] + xs[1]
+        return {"bxnor": xs[0] * xs[1], "bor": torch.where(both > -2, 1.0, -1.0).double(),
+                "band": torch.where(both == 2, 1.0, -1.0).double()}[name]
+    if name == "gather_channels":
+        cat = torch.cat(xs + [torch.zeros_like(xs[0][:, :1])], dim=1)  # index -1: the zero channel
+        return cat[:, list(a["index"])]
+    if name == "dprelu":
+        t = xs[0] - xs[1].reshape(view)
+        return torch.where(t >= 0, xs[2].reshape(view), xs[3].reshape(view)) * t - xs[4].reshape(view)
     raise NotImplementedError(name)
 
 

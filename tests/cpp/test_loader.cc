@@ -179,6 +179,55 @@ void test_golden(std::mt19937& rng) {
   std::printf("golden mutations accepted: %d of 1500\n", accepted);
 }
 
+// x (1,4,3,3) f32 -> quantize q -> gather_channels(q, index) g bits (1,n,3,3) -> dequantize y.
+std::vector<std::uint8_t> gather_file(const std::vector<std::int64_t>& index) {
+  const auto n = static_cast<std::int64_t>(index.size());
+  Bytes t;
+  t.str("bnnkit.bit_convention"), t.put<std::uint32_t>(3), t.str("bnnkit.bits.v1");
+  t.str("bnnkit.producer"), t.put<std::uint32_t>(3), t.str("test_loader.cc");
+  t.tensor("x", 1, false, {1, 4, 3, 3}, 0, 0);
+  t.tensor("q", 6, false, {1, 4, 3, 3}, 0, 0);
+  t.tensor("g", 6, false, {1, n, 3, 3}, 0, 0);
+  t.tensor("y", 1, false, {1, n, 3, 3}, 0, 0);
+  t.str("pack"), t.put<std::uint32_t>(1), t.put<std::uint32_t>(1), t.put<std::uint32_t>(0);
+  t.put<std::uint32_t>(1), t.put<std::uint32_t>(1), t.put<std::uint32_t>(0);
+  t.str("gather"), t.put<std::uint32_t>(35), t.put<std::uint32_t>(1), t.put<std::uint32_t>(1);
+  t.put<std::uint32_t>(1), t.put<std::uint32_t>(2);
+  t.put<std::uint32_t>(1), t.str("index"), t.put<std::uint32_t>(4), t.put<std::uint32_t>(static_cast<std::uint32_t>(n));
+  for (auto v : index) t.put<std::int64_t>(v);
+  t.str("unpack"), t.put<std::uint32_t>(2), t.put<std::uint32_t>(1), t.put<std::uint32_t>(2);
+  t.put<std::uint32_t>(1), t.put<std::uint32_t>(3), t.put<std::uint32_t>(0);
+  t.put<std::uint32_t>(0), t.put<std::uint32_t>(3);  // graph input x, output y
+  Bytes f;
+  f.b = {0x89, 'B', 'N', 'N', '\r', '\n', 0x1a, '\n'};
+  const std::uint64_t data_offset = (format::kHeaderSize + t.b.size() + 63) / 64 * 64;
+  for (std::uint32_t v : {1u, 0u, 2u, 4u, 3u, 1u, 1u, 0u}) f.put<std::uint32_t>(v);
+  f.put<std::uint64_t>(data_offset);
+  f.put<std::uint64_t>(0);
+  f.b.insert(f.b.end(), t.b.begin(), t.b.end());
+  f.b.resize(data_offset, 0);
+  return f.b;
+}
+
+// gather_channels on bits: a valid permutation runs and moves the signs; an index past the
+// channels or a zero (-1) channel in a bits output is rejected with the entry named.
+void test_gather_channels() {
+  const std::vector<std::uint8_t> good = gather_file({3, 0, 0});
+  Interpreter interp(Model::from_buffer(good.data(), good.size()), 1);
+  std::vector<float> x(36), y(27);
+  for (int i = 0; i < 36; ++i) x[i] = static_cast<float>((i * 5) % 7) - 3.0f;
+  interp.set_input(0, x.data(), 36);
+  interp.run();
+  interp.get_output(0, y.data(), 27);
+  const int src[3] = {3, 0, 0};
+  bool same = true;
+  for (int j = 0; j < 3; ++j)
+    for (int p = 0; p < 9; ++p) same = same && y[j * 9 + p] == (x[src[j] * 9 + p] < 0 ? -1.0f : 1.0f);
+  CHECK(same);
+  CHECK(rejects(gather_file({0, 4}), "index entry 1 is 4, outside [0, 4)"));
+  CHECK(rejects(gather_file({-1}), "(a bits output has no zero channel)"));
+}
+
 }  // namespace
 
 int main() {
@@ -255,5 +304,6 @@ int main() {
   CHECK(accepted > 0 && accepted < 4000);
   std::printf("random mutations accepted: %d of 4000\n", accepted);
   test_golden(rng);
+  test_gather_channels();
   return check::report("test_loader");
 }

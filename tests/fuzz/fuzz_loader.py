@@ -49,6 +49,17 @@ def seeds() -> list:
     g.output(g.op("fake_quant", [g.op("mul", [a, g.const("s", np.ones(6, np.float16), "f16")])],
                   {"scale": 0.5, "qmin": -8, "qmax": 7}))
     out.append(F.write(None, g.desc() | {"metadata": {"k": [1.5, 2.5], "names": ["a", "b"], "n": 3}}))
+    g = Graph()  # the logic, padding, channel and dynamic-range ops, and an i8 weight
+    x = g.input("x", (1, 12, 3, 3))
+    q = g.op("quantize", [x])
+    b = g.op("bor", [g.op("bxnor", [q, q]), g.op("pad2d", [q], {"mode": 1})])
+    m = g.op("gather_channels", [b, q], {"index": [0, 13, 5, 23, 12]})
+    f = g.op("gather_channels", [g.op("dequantize", [m]), x], {"index": [4, -1, 0, 16, 5, 6]})
+    h = g.op("pad2d", [g.op("group_mean", [f], {"group": 2})], {"pad": [1, 0, 0, 1], "value": 0.5})
+    d = g.op("dynamic_fake_quant", [g.op("flatten", [h])], {"qmax": 7, "signed": 0})
+    g.output(g.op("dense", [d, g.const("w", (np.arange(192).reshape(4, 48) % 51 - 25).astype(np.int8), "i8"),
+                            g.const("ws", np.full(4, 0.25, np.float32))]))
+    out.append(g.encode())
     return out
 
 

@@ -43,10 +43,12 @@ enum class ValueType : std::uint32_t {
 };
 enum class Op : std::uint32_t {
   kQuantize = 1, kDequantize = 2, kBConv2D = 3, kBDense = 4, kBMaxPool2D = 5,
+  kBXnor = 6, kBOr = 7, kBAnd = 8,
   kConv2D = 10, kDense = 11, kBatchNorm = 12, kAdd = 13, kMul = 14, kConcat = 15,
   kMaxPool2D = 16, kAvgPool2D = 17, kGlobalAvgPool = 18,
   kRelu = 20, kRelu6 = 21, kPRelu = 22, kRPRelu = 23, kDPRelu = 24, kHardSigmoid = 25,
   kSigmoid = 26, kHardTanh = 27, kReshape = 30, kFlatten = 31, kSoftmax = 32, kFakeQuant = 33,
+  kPad2D = 34, kGatherChannels = 35, kGroupMean = 36, kDynamicFakeQuant = 37,
 };
 
 // Names as in docs/format.md; nullptr for an unknown code.

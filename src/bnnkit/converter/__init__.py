@@ -13,16 +13,20 @@ import os
 from pathlib import Path
 
 from .ir import ConversionError, Graph, Op, Value
-from .passes import bits_output, dce, fold_bn_into_binary, fold_bn_into_conv, fuse_activation
+from .passes import (bit_logic, bits_output, dce, fold_bn_into_binary, fold_bn_into_conv, fold_dprelu_shifts,
+                     fuse_activation)
 from .report import size_report
 
 __all__ = ["ConversionError", "Graph", "Op", "PIPELINE", "Value", "convert", "convert_graph", "size_report"]
 
-# Order matters: BN folds into binary layers before activations fuse into their clamps,
-# and bits outputs are chosen last (a clamp changes the sign only through out_min/max).
+# Order matters: logic on bits first (it removes quantize ops that bits_output would look
+# at), BN folds into binary layers before activations fuse into their clamps, and bits
+# outputs are chosen last (a clamp changes the sign only through out_min/max).
 PIPELINE = (
+    ("bit_logic", bit_logic.run),
     ("fold_bn_into_binary", fold_bn_into_binary.run),
     ("fuse_activation", fuse_activation.run),
+    ("fold_dprelu_shifts", fold_dprelu_shifts.run),
     ("bits_output", bits_output.run),
     ("fold_bn_into_conv", fold_bn_into_conv.run),
     ("dce", dce.run),

@@ -4,7 +4,9 @@ Tensors are listed in order: graph inputs, then for each op its not-yet-listed c
 inputs and its output. ``bits`` constants hold +-1 values and are packed by the format
 writer (channels-last, 32 per word: docs/format.md section 5). With
 ``float_weights="f16"`` the weights of float ``conv2d``/``dense`` ops are stored as
-IEEE half (the runtime widens them at load; results change by the f16 rounding).
+IEEE half (the runtime widens them at load; results change by the f16 rounding). Integer
+weights (``i8`` with a per-output-channel scale, from k <= 8-bit weight quantizers) are
+stored as they are: they are exact.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def to_model_file(g: Graph, *, metadata: dict | None = None, float_weights: str 
     for op in g.ops:
         ins = []
         for k, v in enumerate(op.inputs):
-            half = float_weights == "f16" and op.op in F16_WEIGHT_OPS and k == 1 and v.constant
+            half = float_weights == "f16" and op.op in F16_WEIGHT_OPS and k == 1 and v.constant and v.dtype == "f32"
             ins.append(ref(v, "f16" if half else None))
         nodes.append({"op": op.op, "inputs": ins, "outputs": [ref(op.output)],
                       "attrs": dict(op.attrs), "name": op.name})

@@ -21,7 +21,8 @@ class ConversionError(ValueError):
 
 @dataclass(eq=False)
 class Value:
-    """One tensor: ``dtype`` is ``"f32"`` or ``"bits"``; ``shape`` in PyTorch order."""
+    """One tensor: ``dtype`` is ``"f32"``, ``"bits"`` or (integer conv/dense weights, data
+    held as float32 integers) ``"i8"``; ``shape`` in PyTorch order."""
 
     name: str
     dtype: str

@@ -8,12 +8,18 @@ Each aten node becomes zero or more IR ops whose ops are the ``.bnn`` format's o
 * **Quantizers are matched by name** (``bnnkit.<name>.default``), never by the shape of
   their implementation: a sign-type quantizer on an activation becomes ``quantize``
   (a ``bits`` value); ``rsign`` becomes ``add`` (its shift) then ``quantize``; k-bit
-  quantizers with a fixed range become ``fake_quant``. Quantizers whose forward depends
-  on the input's statistics (dynamic ranges, magnitude-aware activations) raise.
+  quantizers with a fixed range become ``fake_quant``, those that take the range from
+  the input (``bound=None``: max|x| or max x) ``dynamic_fake_quant``. Magnitude-aware
+  activations raise.
 * A ``conv2d``/``linear`` whose input is ``bits`` (possibly through ``constant_pad_nd``
   with value +1 or 0, which becomes ``pad`` + ``pad_value``) and whose weight is a
   binary constant ``s_o * sign(w)`` becomes ``bconv2d``/``bdense`` with the sign as the
-  (later packed) weight and ``s_o`` as the multiplier (``magnitude_aware_sign``).
+  (later packed) weight and ``s_o`` as the multiplier (``magnitude_aware_sign``). Other
+  pads (replicate, or a value the conv cannot take) become a ``pad2d`` op.
+* Channel rearrangements (reshapes that split the channel axis, channel slices, stack,
+  repeat, channel zero-padding, means over a channel axis) are kept as lazy views and
+  become ``gather_channels`` / ``group_mean`` (:mod:`.lower_views`).
+* ``where(x >= 0, pos, neg) * x`` (PokeBNN's DPReLU) becomes ``dprelu``.
 
 Anything else raises :class:`ConversionError` naming the aten op, the module path
 (``node.meta["nn_module_stack"]``) and what to change.
@@ -28,7 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import lower_views as views
 from .ir import ConversionError, Graph, Value
+from .lower_views import ChannelView
 from .passes.fold_constants import fold_node
 
 # Sign-type quantizers whose forward on activations is exactly sign(x) with sign(0) = +1.
@@ -46,6 +54,32 @@ class PendingPad:
     pad: list  # [top, left, bottom, right]
     fill: float
     node: object
+
+
+@dataclass
+class PendingCompare:
+    """``x >= 0``: only the condition of a ``where`` in a PReLU-type slope select."""
+
+    x: Value
+    node: object
+
+
+@dataclass
+class PendingSelect:
+    """``where(x >= 0, pos, neg)`` with per-channel constants: only a slope multiplied by ``x``."""
+
+    x: Value
+    pos: np.ndarray
+    neg: np.ndarray
+    node: object
+
+
+# Handlers that take channel views (lower_views) as arguments; every other handler gets
+# 4-D views materialized and refuses channel-split (rank > 4) ones.
+VIEW_AWARE = {"aten.reshape.default", "aten.view.default", "aten.unsqueeze.default", "aten.squeeze.dim",
+              "aten.flatten.using_ints", "aten.unflatten.int", "aten.slice.Tensor", "aten.stack.default",
+              "aten.cat.default", "aten.repeat.default", "aten.pad.default", "aten.constant_pad_nd.default",
+              "aten.mean.dim", "aten.add.Tensor", "aten.sub.Tensor", "aten.mul.Tensor"} | IDENTITY_OPS
 
 
 def module_path(node) -> tuple[str, str]:
@@ -68,11 +102,14 @@ def fail(node, msg: str) -> ConversionError:
 class Lowering:
     """State of one lowering: the IR graph, the value of each fx node, constant caches."""
 
+    fail = staticmethod(fail)
+
     def __init__(self, ep):
         self.ep = ep
         self.g = Graph(inputs=[], outputs=[])
         self.env: dict = {}
         self.binary_weights: set = set()  # ids of constants produced by 1-bit weight quantizers
+        self.int_weights: dict = {}  # id -> (q, s_o) of <= 8-bit symmetric_quant weights
         self._consts: dict = {}
         self._dequantized: dict = {}
 
@@ -88,8 +125,15 @@ class Lowering:
         """An IR value for ``arg``: constants become IR constants; bits get a dequantize
         when a float op reads them."""
         if isinstance(arg, PendingPad):
-            raise fail(arg.node, "a pad is only supported directly before a conv2d (the format "
-                       "has no standalone pad op); pad inside the conv instead")
+            arg = self.pad_op(arg)
+        if isinstance(arg, ChannelView):
+            if arg.wide:
+                raise fail(node, f"a channel-split tensor of shape {arg.shape} reaches an op that takes "
+                           "only plain tensors; merge the channel axes back (flatten) first")
+            arg = views.materialize(self, arg, node, want)
+        if isinstance(arg, (PendingCompare, PendingSelect)):
+            raise fail(arg.node, "comparisons and where are supported only as the slope select of a "
+                       "PReLU-type activation, where(x >= 0, pos, neg) * x (bnnkit.nn.DPReLU)")
         if isinstance(arg, torch.Tensor):
             return self.const(arg, f"{node.name}_const")
         if isinstance(arg, (int, float)) and not isinstance(arg, bool):
@@ -102,6 +146,27 @@ class Lowering:
                                                         name=f"{arg.name}_dequant")
             return self._dequantized[id(arg)]
         return arg
+
+    def pad_op(self, p: PendingPad) -> Value:
+        """A pad that no conv absorbed, as a ``pad2d`` op (constant mode)."""
+        if p.value.dtype == "bits" and p.fill not in (1.0, -1.0):
+            raise fail(p.node, f"a bits tensor can be padded with +1 or -1 outside a binary conv, not "
+                       f"{p.fill}; use pad_value 1, or pad inside the conv")
+        n, c, h, w = p.value.shape
+        shape = (n, c, h + p.pad[0] + p.pad[2], w + p.pad[1] + p.pad[3])
+        return self.g.add("pad2d", [p.value], p.value.dtype, shape, {"pad": p.pad, "mode": 0, "value": p.fill},
+                          name=self.module_name(p.node))
+
+    def module_name(self, node) -> str:
+        return module_path(node)[0].replace("(top level)", node.name)
+
+    def plain(self, node, a):
+        """``a`` with channel views materialized (recursively in lists); wide ones refused."""
+        if isinstance(a, ChannelView):
+            return self.value(a, node, "any")
+        if isinstance(a, (list, tuple)):
+            return type(a)(self.plain(node, x) for x in a)
+        return a
 
     def arg(self, a):
         """Map fx nodes inside ``a`` (nested lists/tuples) to their lowered values."""
@@ -138,6 +203,8 @@ class Lowering:
     def output(self, node) -> None:
         for a in node.args[0]:
             v = self.arg(a)
+            if isinstance(v, (ChannelView, PendingPad)):
+                v = self.value(v, node)
             if not isinstance(v, Value) or v.constant:
                 raise fail(node, "a model output must be computed from the input, not a constant")
             self.g.outputs.append(self.value(v, node))
@@ -147,10 +214,12 @@ class Lowering:
         target = str(node.target)
         if node.target is operator.getitem:
             return args[0][args[1]]
-        folded = fold_node(node, args, kwargs, self.binary_weights)
+        folded = fold_node(node, args, kwargs, self.binary_weights, self.int_weights)
         if folded is not None:
             return folded
         handler = HANDLERS.get(target)
+        if handler is not None and target not in VIEW_AWARE:
+            args, kwargs = self.plain(node, args), {k: self.plain(node, v) for k, v in kwargs.items()}
         if handler is None:
             raise fail(node, f"op not supported by the converter; supported ops: "
                        f"{', '.join(sorted(HANDLERS))}. Replace it with a supported layer or "
@@ -160,7 +229,7 @@ class Lowering:
     def emit(self, node, op, inputs, dtype="f32", attrs=None):
         """Append ``op`` with the output shape torch recorded for ``node``."""
         shape = tuple(int(d) for d in node.meta["val"].shape)
-        return self.g.add(op, inputs, dtype, shape, attrs, name=module_path(node)[0].replace("(top level)", node.name))
+        return self.g.add(op, inputs, dtype, shape, attrs, name=self.module_name(node))
 
 
 def _lifted_tensors(ep) -> dict:
@@ -202,21 +271,27 @@ def _rsign(lw, node, x, shift):
     return lw.g.add("quantize", [shifted], "bits", x.shape, name=module_path(node)[0])
 
 
+def _dynamic_quant(lw, node, x, qmax: int, signed: bool, per_sample: bool):
+    """The range from the input itself (whole tensor, batch included, or per sample)."""
+    x = lw.value(x, node)
+    if per_sample and len(x.shape) < 2:
+        raise fail(node, "a per-channel (per axis-0 slice) dynamic range needs an input of rank >= 2")
+    attrs = {"qmax": qmax, "signed": int(signed), "per_sample": int(per_sample)}
+    return lw.emit(node, "dynamic_fake_quant", [x], attrs=attrs)
+
+
 def _symmetric_quant(lw, node, x, bits=8, per_channel=False, bound=None):
-    if bound is None:
-        raise fail(node, "symmetric_quant without a fixed bound scales by max|x| of each input "
-                   "(a dynamic range the format cannot express); give the activation quantizer "
-                   "a bound, e.g. SymmetricQuantizer(bits, bound=...)")
     qmax = 2 ** (bits - 1) - 1
+    if bound is None:
+        return _dynamic_quant(lw, node, x, qmax, True, per_channel)
     scale = float(np.float32(bound / qmax))
     return lw.emit(node, "fake_quant", [lw.value(x, node)], attrs={"scale": scale, "qmin": -qmax, "qmax": qmax})
 
 
 def _unsigned_quant(lw, node, x, bits=8, bound=None):
-    if bound is None:
-        raise fail(node, "unsigned_quant without a fixed bound scales by max(x) of each input "
-                   "(a dynamic range the format cannot express); give it a bound")
     n = 2 ** bits - 1
+    if bound is None:
+        return _dynamic_quant(lw, node, x, n, False, False)
     scale = float(np.float32(np.float32(bound) / np.float32(n)))
     return lw.emit(node, "fake_quant", [lw.value(x, node)], attrs={"scale": scale, "qmin": 0, "qmax": n})
 
@@ -239,21 +314,30 @@ def _pad4(pads: list, node) -> list:
 
 
 def _constant_pad(lw, node, x, pad, value=0.0):
+    if len(pad) > 4:
+        return views.channel_pad(lw, node, x, list(pad), value)
+    x = lw.plain(node, x)
     if not isinstance(x, Value) or len(x.shape) != 4:
         raise fail(node, "only 4-D activations can be padded")
     fill = float(value)
-    if x.dtype == "bits" and fill not in (0.0, 1.0):
-        raise fail(node, f"a binary conv can pad its +-1 input with 1 or 0, not {fill}; use pad_value 1 or 0")
-    if x.dtype == "f32" and fill != 0.0:
-        raise fail(node, f"a float conv input can only be padded with 0, not {fill}")
+    if x.dtype == "bits" and fill not in (0.0, 1.0, -1.0):
+        raise fail(node, f"a +-1 (bits) tensor can be padded with 1, 0 (in a binary conv) or -1, not {fill}")
+    if not math.isfinite(fill):
+        raise fail(node, f"padding value {fill} is not finite")
     return PendingPad(x, _pad4(pad, node), fill, node)
 
 
 def _pad(lw, node, x, pad, mode="constant", value=None):
-    if mode != "constant":
-        raise fail(node, f"padding mode {mode!r} is not supported (only constant padding before a "
-                   "conv); use padding_mode='zeros' with pad_value +1 or 0")
-    return _constant_pad(lw, node, x, pad, 0.0 if value is None else value)
+    if mode == "constant":
+        return _constant_pad(lw, node, x, pad, 0.0 if value is None else value)
+    x = lw.plain(node, x)
+    if mode != "replicate" or not isinstance(x, Value) or len(x.shape) != 4 or len(pad) != 4:
+        raise fail(node, f"padding mode {mode!r} of a {getattr(x, 'shape', '?')} tensor is not supported; "
+                   "use constant or replicate padding of the two spatial axes of (N, C, H, W)")
+    p = _pad4(pad, node)
+    if not any(p):
+        return x
+    return lw.emit(node, "pad2d", [x], x.dtype, attrs={"pad": p, "mode": 1})
 
 
 def _binary_weight(lw, node, w) -> tuple[np.ndarray, np.ndarray | None]:
@@ -281,14 +365,24 @@ def _transform_inputs(lw, node, scale, bias) -> list:
     return out
 
 
+def _float_weight(lw, node, w, b) -> list:
+    """[weight, bias?] of a float conv/dense, or [i8 weight, scale, bias?] for an integer weight."""
+    bias = [lw.const(b, f"{node.name}_bias")] if b is not None else []
+    if id(w) in lw.int_weights:
+        q, s = lw.int_weights[id(w)]
+        return [lw.g.const(f"{node.name}_weight", q, "i8"), lw.g.const(f"{node.name}_weight_scale", s)] + bias
+    return [lw.const(w, f"{node.name}_weight")] + bias
+
+
 def _conv2d(lw, node, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
     if isinstance(padding, str):
         raise fail(node, f"string padding {padding!r} is not supported; give explicit padding")
     pad = [padding[0], padding[1], padding[0], padding[1]] if len(padding) == 2 else [padding[0]] * 4
     fill = 0.0
+    if isinstance(x, PendingPad) and (x.fill not in ((0.0, 1.0) if x.value.dtype == "bits" else (0.0,))
+                                      or (any(pad) and x.fill != 0.0)):
+        x = lw.pad_op(x)  # a pad the conv cannot take: a pad2d op, then the conv's own padding
     if isinstance(x, PendingPad):
-        if any(pad) and x.fill != 0.0:
-            raise fail(node, "a +1 pad followed by a zero-padding conv is not supported")
         pad, fill, x = [a + c for a, c in zip(pad, x.pad)], x.fill, x.value
     if not isinstance(w, torch.Tensor):
         raise fail(node, "the conv weight must be a constant (a parameter, possibly through a quantizer)")
@@ -299,8 +393,7 @@ def _conv2d(lw, node, x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 
         attrs["pad_value"] = int(fill)
         return lw.emit(node, "bconv2d", [x, wv] + _transform_inputs(lw, node, scale, b), attrs=attrs)
     x = lw.value(x, node)
-    ins = [x, lw.const(w, f"{node.name}_weight")] + ([lw.const(b, f"{node.name}_bias")] if b is not None else [])
-    return lw.emit(node, "conv2d", ins, attrs=attrs)
+    return lw.emit(node, "conv2d", [x] + _float_weight(lw, node, w, b), attrs=attrs)
 
 
 def _linear(lw, node, x, w, b=None):
@@ -312,8 +405,7 @@ def _linear(lw, node, x, w, b=None):
         sign, scale = _binary_weight(lw, node, w)
         wv = lw.g.const(f"{node.name}_weight", sign, "bits")
         return lw.emit(node, "bdense", [x, wv] + _transform_inputs(lw, node, scale, b))
-    ins = [x, lw.const(w, f"{node.name}_weight")] + ([lw.const(b, f"{node.name}_bias")] if b is not None else [])
-    return lw.emit(node, "dense", ins)
+    return lw.emit(node, "dense", [x] + _float_weight(lw, node, w, b))
 
 
 # ---------------------------------------------------------------------- batch norm
@@ -321,7 +413,8 @@ def _linear(lw, node, x, w, b=None):
 
 def bn_scale_shift(w, b, mean, var, eps: float) -> tuple[np.ndarray, np.ndarray]:
     """Inference batch norm as y = x * scale + shift, in float32 as PyTorch's CPU kernel:
-    scale = w / sqrt(var + eps), shift = b - mean * scale (Ioffe & Szegedy, arXiv 1502.03167)."""
+    scale = w / sqrt(var + eps), shift = b - mean * scale rounded once (an FMA; float64
+    here, where the product is exact) (Ioffe & Szegedy, arXiv 1502.03167)."""
     f = np.float32
     var = var.detach().float().numpy()
     invstd = f(1.0) / np.sqrt(var + f(eps))
@@ -329,7 +422,7 @@ def bn_scale_shift(w, b, mean, var, eps: float) -> tuple[np.ndarray, np.ndarray]
     w = np.ones(c, f) if w is None else w.detach().float().numpy()
     b = np.zeros(c, f) if b is None else b.detach().float().numpy()
     scale = (invstd * w).astype(f)
-    shift = (b - mean.detach().float().numpy() * scale).astype(f)
+    shift = (b.astype(np.float64) - mean.detach().float().numpy().astype(np.float64) * scale).astype(f)
     return scale, shift
 
 
@@ -356,6 +449,11 @@ def _binary(op: str, negate_b: bool = False):
     def handler(lw, node, a, b, alpha=1):
         if alpha != 1:
             raise fail(node, f"alpha={alpha} is not supported")
+        if any(isinstance(v, ChannelView) and v.wide for v in (a, b)):
+            return views.arith(lw, node, op, a, b, negate_b)
+        a, b = lw.plain(node, a), lw.plain(node, b)
+        if op == "mul" and (isinstance(a, PendingSelect) or isinstance(b, PendingSelect)):
+            return _dprelu(lw, node, a, b)
         if negate_b:
             if isinstance(b, torch.Tensor):
                 b = -b
@@ -373,6 +471,44 @@ def _binary(op: str, negate_b: bool = False):
                        f"'{op}' broadcasts only its second input")
         return lw.emit(node, op, [a, bv])
     return handler
+
+
+def _dprelu(lw, node, a, b):
+    """``where(x >= 0, pos, neg) * x`` -> dprelu(x, 0, pos, neg, 0) (shifts fold in later)."""
+    sel, x = (a, b) if isinstance(a, PendingSelect) else (b, a)
+    if x is not sel.x:
+        raise fail(node, "where(x >= 0, pos, neg) must multiply the same x it compares "
+                   "(a PReLU-type activation such as bnnkit.nn.DPReLU)")
+    zeros = np.zeros(x.shape[1], np.float32)
+    ins = [x] + [lw.g.const(f"{node.name}_{k}", v) for k, v in
+                 (("shift_x", zeros), ("pos", sel.pos), ("neg", sel.neg), ("shift_y", zeros))]
+    return lw.emit(node, "dprelu", ins)
+
+
+def _ge(lw, node, x, other):
+    x = lw.value(x, node)
+    if isinstance(other, torch.Tensor) or other != 0 or len(x.shape) < 2:
+        raise fail(node, f"comparison x >= {other!r} is supported only as x >= 0 in the slope select "
+                   "where(x >= 0, pos, neg) * x of a PReLU-type activation (bnnkit.nn.DPReLU)")
+    return PendingCompare(x, node)
+
+
+def _slope(lw, node, t, c: int) -> np.ndarray:
+    arr = t.detach().float().numpy() if isinstance(t, torch.Tensor) else np.float32(t)
+    arr = np.asarray(arr, np.float32)
+    shape = (1,) * (4 - arr.ndim) + arr.shape if arr.ndim <= 4 else arr.shape
+    if len(shape) != 4 or shape[0] != 1 or shape[2:] != (1, 1) or shape[1] not in (1, c):
+        raise fail(node, f"where(x >= 0, pos, neg) needs per-channel constant slopes of shape (1, {c}, 1, 1), "
+                   f"got {arr.shape}")
+    return np.broadcast_to(arr.reshape(-1), (c,)).astype(np.float32)
+
+
+def _where(lw, node, cond, a, b):
+    if not isinstance(cond, PendingCompare) or isinstance(a, Value) or isinstance(b, Value):
+        raise fail(node, "where is supported only as the slope select where(x >= 0, pos, neg) * x of a "
+                   "PReLU-type activation (bnnkit.nn.DPReLU), with constant pos and neg")
+    c = cond.x.shape[1]
+    return PendingSelect(cond.x, _slope(lw, node, a, c), _slope(lw, node, b, c), node)
 
 
 def _unary(op: str, **fixed):
@@ -470,6 +606,10 @@ def _adaptive_avg_pool(lw, node, x, output_size):
 
 
 def _mean(lw, node, x, dims, keepdim=False, dtype=None):
+    v = views.as_view(x)
+    rank = len(v.shape) if v is not None else 0
+    if v is not None and any(1 <= d % rank <= rank - 3 for d in dims):
+        return views.mean(lw, node, x, dims, keepdim)
     x = lw.value(x, node)
     if len(x.shape) != 4 or sorted(d % 4 for d in dims) != [2, 3]:
         raise fail(node, f"mean over dims {dims} of a rank-{len(x.shape)} tensor is not supported "
@@ -478,6 +618,9 @@ def _mean(lw, node, x, dims, keepdim=False, dtype=None):
 
 
 def _flatten(lw, node, x, start=0, end=-1):
+    view = views.reshape(lw, node, x)
+    if view is not None:
+        return view
     x = lw.value(x, node)
     if end % len(x.shape) == len(x.shape) - 1:
         return lw.emit(node, "flatten", [x], attrs={"start_dim": int(start)})
@@ -485,10 +628,16 @@ def _flatten(lw, node, x, start=0, end=-1):
 
 
 def _reshape(lw, node, x, *args, **kwargs):
+    view = views.reshape(lw, node, x)
+    if view is not None:
+        return view
     return lw.emit(node, "reshape", [lw.value(x, node)])
 
 
 def _cat(lw, node, tensors, dim=0):
+    view = views.cat(lw, node, tensors, dim)
+    if view is not None:
+        return view
     return lw.emit(node, "concat", [lw.value(t, node) for t in tensors], attrs={"axis": int(dim)})
 
 
@@ -534,6 +683,12 @@ HANDLERS = {
     "aten.unsqueeze.default": _reshape,
     "aten.squeeze.dim": _reshape,
     "aten.cat.default": _cat,
+    "aten.unflatten.int": _reshape,
+    "aten.slice.Tensor": views.slice_,
+    "aten.stack.default": views.stack,
+    "aten.repeat.default": views.repeat,
+    "aten.ge.Scalar": _ge,
+    "aten.where.self": _where,
 }
 
 

@@ -100,7 +100,7 @@ def _transform_attrs(a: dict) -> None:
 def _conv_common(args, a, binary: bool):
     x, w = args[0], args[1]
     _dtype(x, 0, ("bits",) if binary else ("f32",))
-    _dtype(w, 1, ("bits",) if binary else ("f32",))
+    _dtype(w, 1, ("bits",) if binary else ("f32", "i8"))
     _const(w, 1)
     _rank(x, 0, (4,))
     _rank(w, 1, (4,))
@@ -146,20 +146,30 @@ def _infer_pool(args, a, dtype: str):
     return (dtype,), (x.shape[0], x.shape[1], ho, wo)
 
 
+def _float_weight_inputs(args, o: int) -> None:
+    """After a float weight: [bias]; after an i8 weight: scale (O,) then [bias]."""
+    if args[1].dtype == "i8":
+        _need(len(args) >= 3, "an i8 weight needs a per-output-channel scale as input 2")
+    else:
+        _need(len(args) <= 3, f"{len(args)} inputs, expected 2..3 with an f32 weight (4 only with an i8 weight)")
+    _vector(args, 2, o)
+
+
 def _infer_conv2d(args, a):
     shape, o = _conv_common(args, a, False)
-    _vector(args, 2, o)
+    _float_weight_inputs(args, o)
     return ("f32",), shape
 
 
 def _infer_dense(args, a):
     x, w = args[0], args[1]
+    _dtype(x, 0, ("f32",))
+    _dtype(w, 1, ("f32", "i8"))
     for i in (0, 1):
-        _dtype(args[i], i, ("f32",))
         _rank(args[i], i, (2,))
     _const(w, 1)
     _need(x.shape[1] == w.shape[1], f"input has K={x.shape[1]}, weight has K={w.shape[1]}")
-    _vector(args, 2, w.shape[0])
+    _float_weight_inputs(args, w.shape[0])
     return ("f32",), (x.shape[0], w.shape[0])
 
 
@@ -265,6 +275,81 @@ def _infer_dequantize(args, a):
     return ("f32",), args[0].shape
 
 
+def _infer_logic(args, a):
+    for i in (0, 1):
+        _dtype(args[i], i, ("bits",))
+    _need(args[0].shape == args[1].shape, f"inputs have shapes {args[0].shape} and {args[1].shape}, expected equal")
+    return ("bits",), args[0].shape
+
+
+def _infer_pad2d(args, a):
+    x = args[0]
+    _dtype(x, 0, ("f32", "bits"))
+    _rank(x, 0, (4,))
+    t, l, b, r = _pads(a)
+    _need(a["mode"] in (0, 1), f"attribute 'mode' must be 0 (constant) or 1 (replicate), got {a['mode']}")
+    v = a["value"]
+    if x.dtype == "bits":
+        _need(a["mode"] == 1 or v in (1.0, -1.0), f"a bits input pads with value +1 or -1, got {v}")
+    else:
+        _need(math.isfinite(v), f"attribute 'value' must be finite, got {v}")
+    n, c, h, w = x.shape
+    _need(h + t + b <= INT32_MAX and w + l + r <= INT32_MAX, "padded size too large")
+    return (_kind(x),), (n, c, h + t + b, w + l + r)
+
+
+def _kind(arg: Arg) -> str:
+    """"bits" or "f32" (an f16 constant reads as f32)."""
+    return "bits" if arg.dtype == "bits" else "f32"
+
+
+def _channel_inputs(args) -> tuple[str, int]:
+    """(dtype, total channels) of inputs of equal dtype and rank 2 or 4, equal outside axis 1."""
+    first = args[0]
+    _dtype(first, 0, ("f32", "bits"))
+    _rank(first, 0, (2, 4))
+    total = 0
+    for i, arg in enumerate(args):
+        _dtype(arg, i, ("f32", "bits"))
+        _need(_kind(arg) == _kind(first), f"input {i} has dtype {arg.dtype}, expected {first.dtype} as input 0")
+        same = len(arg.shape) == len(first.shape) and all(
+            d == e for j, (d, e) in enumerate(zip(arg.shape, first.shape)) if j != 1)
+        _need(same, f"input {i} shape {arg.shape} does not match {first.shape} outside axis 1")
+        total += arg.shape[1]
+    return _kind(first), total
+
+
+def _infer_gather_channels(args, a):
+    dtype, total = _channel_inputs(args)
+    index = a["index"]
+    _need(1 <= len(index), "attribute 'index' must not be empty")
+    low = -1 if dtype == "f32" else 0
+    for j, v in enumerate(index):
+        _need(low <= v < total, f"index entry {j} is {v}, outside [{low}, {total})"
+              + ("" if dtype == "f32" else " (a bits output has no zero channel)"))
+    shape = args[0].shape
+    return (dtype,), shape[:1] + (len(index),) + shape[2:]
+
+
+def _infer_group_mean(args, a):
+    x = args[0]
+    _dtype(x, 0, ("f32",))
+    _rank(x, 0, (2, 4))
+    g = a["group"]
+    _need(g >= 1 and x.shape[1] % g == 0, f"attribute 'group' {g} must be >= 1 and divide C={x.shape[1]}")
+    return ("f32",), x.shape[:1] + (x.shape[1] // g,) + x.shape[2:]
+
+
+def _infer_dynamic_fake_quant(args, a):
+    x = args[0]
+    _dtype(x, 0, ("f32",))
+    _need(1 <= a["qmax"] <= 1 << 24, f"attribute 'qmax' must be in [1, 16777216], got {a['qmax']}")
+    _need(a["signed"] in (0, 1), f"attribute 'signed' must be 0 or 1, got {a['signed']}")
+    _need(a["per_sample"] in (0, 1), f"attribute 'per_sample' must be 0 or 1, got {a['per_sample']}")
+    _need(not a["per_sample"] or len(x.shape) >= 2, "per_sample needs an input of rank >= 2")
+    return ("f32",), x.shape
+
+
 _CONV = {"stride": ("ints", [1, 1]), "pad": ("ints", [0, 0, 0, 0]),
          "dilation": ("ints", [1, 1]), "groups": ("int", 1)}
 _TRANSFORM = {"acc_min": ("int", INT32_MIN), "acc_max": ("int", INT32_MAX),
@@ -277,8 +362,11 @@ OPS = {spec.name: spec for spec in [
     OpSpec(3, "bconv2d", 2, 4, {**_CONV, "pad_value": ("int", 1), **_TRANSFORM}, _infer_bconv2d),
     OpSpec(4, "bdense", 2, 4, dict(_TRANSFORM), _infer_bdense),
     OpSpec(5, "bmaxpool2d", 1, 1, dict(_POOL), lambda args, a: _infer_pool(args, a, "bits")),
-    OpSpec(10, "conv2d", 2, 3, dict(_CONV), _infer_conv2d),
-    OpSpec(11, "dense", 2, 3, {}, _infer_dense),
+    OpSpec(6, "bxnor", 2, 2, {}, _infer_logic),
+    OpSpec(7, "bor", 2, 2, {}, _infer_logic),
+    OpSpec(8, "band", 2, 2, {}, _infer_logic),
+    OpSpec(10, "conv2d", 2, 4, dict(_CONV), _infer_conv2d),
+    OpSpec(11, "dense", 2, 4, {}, _infer_dense),
     OpSpec(12, "batch_norm", 3, 3, {}, lambda args, a: _per_channel(args)),
     OpSpec(13, "add", 2, 2, {}, _infer_binary),
     OpSpec(14, "mul", 2, 2, {}, _infer_binary),
@@ -301,6 +389,12 @@ OPS = {spec.name: spec for spec in [
     OpSpec(33, "fake_quant", 1, 2, {"scale": ("float", 1.0), "qmin": ("int", REQUIRED),
                                     "qmax": ("int", REQUIRED), "zero_point": ("int", 0)},
            _infer_fake_quant),
+    OpSpec(34, "pad2d", 1, 1, {"pad": ("ints", [0, 0, 0, 0]), "mode": ("int", 0), "value": ("float", 0.0)},
+           _infer_pad2d),
+    OpSpec(35, "gather_channels", 1, 64, {"index": ("ints", REQUIRED)}, _infer_gather_channels),
+    OpSpec(36, "group_mean", 1, 1, {"group": ("int", REQUIRED)}, _infer_group_mean),
+    OpSpec(37, "dynamic_fake_quant", 1, 1, {"qmax": ("int", REQUIRED), "signed": ("int", 1),
+                                            "per_sample": ("int", 0)}, _infer_dynamic_fake_quant),
 ]}
 OPS_BY_CODE = {spec.code: spec for spec in OPS.values()}
 

@@ -2,7 +2,8 @@
 
 ``BN(conv(x, w) + c) = conv(x, w * s_o) + (c * s_o + t_o)`` with ``s = gamma /
 sqrt(var + eps)``, ``t = beta - mean * s`` (the ``batch_norm`` op's scale and shift),
-when the BN is the conv's only reader. Results differ from PyTorch's by float rounding
+when the BN is the conv's only reader. An ``i8`` weight ``q * m_o`` keeps its integers and
+folds into its scale: ``m_o * s_o``. Results differ from PyTorch's by float rounding
 only (the products are reassociated). A BN that cannot fold stays a ``batch_norm`` op.
 Reference: Jacob et al., arXiv 1712.05877, section 3.2 (folding BN into weights).
 """
@@ -22,11 +23,15 @@ def rewrite(g: Graph, op: Op) -> bool:
     if user is None or user.op != "batch_norm" or user.inputs[0] is not op.output:
         return False
     s, t = user.inputs[1].data.astype(np.float32), user.inputs[2].data.astype(np.float32)
-    w = op.inputs[1].data
-    new_w = (w * s.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32)
-    b = op.inputs[2].data if len(op.inputs) > 2 else np.zeros(w.shape[0], np.float32)
-    base = op.output.name
-    op.inputs = [op.inputs[0], g.const(f"{base}_weight", new_w), g.const(f"{base}_bias", b * s + t)]
+    w, base = op.inputs[1], op.output.name
+    if w.dtype == "i8":  # x, q, scale, [bias]: the integers stay, the scale takes s
+        weight = [w, g.const(f"{base}_weight_scale", op.inputs[2].data * s)]
+        rest = op.inputs[3:]
+    else:
+        weight = [g.const(f"{base}_weight", (w.data * s.reshape((-1,) + (1,) * (w.data.ndim - 1))).astype(np.float32))]
+        rest = op.inputs[2:]
+    b = rest[0].data if rest else np.zeros(w.shape[0], np.float32)
+    op.inputs = [op.inputs[0], *weight, g.const(f"{base}_bias", b * s + t)]
     g.replace_uses(user.output, op.output)
     g.remove(user)
     return True
