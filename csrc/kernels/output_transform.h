@@ -14,8 +14,9 @@
 //   (1)  d = K - 2 * pop - corr                         the exact integer dot product
 //   (1') a = clamp(d, amin, amax)                       an integer clamp before the affine
 //                                                       (ReLU before BN: amin = 0), else a = d
-//   (2)  y = clamp(a * m[o] + b[o], lo, hi)             float output (BN folded into m, b;
-//                                                       ReLU = lo 0, hard-tanh = [-1, 1])
+//   (2)  y = clamp(fma(a, m[o], b[o]), lo, hi)          float output (BN folded into m, b;
+//                                                       ReLU = lo 0, hard-tanh = [-1, 1]);
+//                                                       rounded once, on every path
 //   (3)  bit = 1  <=>  clamp(a * m + b, lo, hi) < 0     bit output (bit 1 means -1)
 //
 // Bit output without floats. clamp(y) = min(max(y, lo), hi) < 0 holds iff hi < 0, or
@@ -39,6 +40,7 @@
 // |y| within one float rounding of 0; bits are exact to the rule (3).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "kernels/ukernels.h"
@@ -73,7 +75,7 @@ static inline void epilogue_f32_loop(const EpilogueParams& p, const std::int32_t
   for (std::int64_t o = 0; o < p.n; ++o) {
     std::int32_t a = dot_of(p, pop, o);
     a = a < p.acc_min ? p.acc_min : (a > p.acc_max ? p.acc_max : a);
-    float y = static_cast<float>(a) * p.multiplier[o] + p.bias[o];
+    float y = std::fma(static_cast<float>(a), p.multiplier[o], p.bias[o]);
     y = y < lo ? lo : y;
     out[o] = y > hi ? hi : y;
   }

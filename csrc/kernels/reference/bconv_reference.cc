@@ -43,7 +43,7 @@ std::int32_t acc_clamp(const OutputTransform& t, std::int32_t d) {
 float transform_float(const OutputTransform& t, std::int64_t o, std::int32_t d) {
   const float m = t.multiplier.empty() ? 1.0f : t.multiplier[o];
   const float b = t.bias.empty() ? 0.0f : t.bias[o];
-  const float y = static_cast<float>(acc_clamp(t, d)) * m + b;
+  const float y = std::fma(static_cast<float>(acc_clamp(t, d)), m, b);  // rounded once
   return std::fmin(std::fmax(y, t.clamp_min), t.clamp_max);
 }
 

@@ -234,8 +234,8 @@ inline void f32_block(__m512i k, __m512i amin, __m512i amax, __m512 lo, __m512 h
   d = _mm512_min_epi32(_mm512_max_epi32(d, amin), amax);
   const __m512 mv = full ? _mm512_loadu_ps(mul) : _mm512_maskz_loadu_ps(m, mul);
   const __m512 bv = full ? _mm512_loadu_ps(bias) : _mm512_maskz_loadu_ps(m, bias);
-  // multiply then add (no FMA), rounding as the other paths do
-  const __m512 y = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d), mv), bv), lo), hi);
+  // one rounding (FMA), as every path does
+  const __m512 y = _mm512_min_ps(_mm512_max_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(d), mv, bv), lo), hi);
   if (full) _mm512_storeu_ps(out, y);
   else _mm512_mask_storeu_ps(out, m, y);
 }
