@@ -122,6 +122,13 @@ class GatherChannels : public OpImpl {
     }
     pixels_ = pixels(*y_);
     co_ = channels(*y_);
+    for (std::int64_t j = 0; j < co_; ++j) {  // maximal runs of consecutive source channels
+      const int i = sel_in_[static_cast<std::size_t>(j)];
+      const std::int64_t c = sel_c_[static_cast<std::size_t>(j)];
+      Run* last = runs_.empty() ? nullptr : &runs_.back();
+      if (last && last->in == i && (i < 0 || last->c + last->len == c)) ++last->len;
+      else runs_.push_back(Run{i, c, j, 1});
+    }
   }
   void run(const RunContext& ctx) override {
     parallel(ctx, pixels_, [&](std::int64_t b, std::int64_t e) {
@@ -130,11 +137,21 @@ class GatherChannels : public OpImpl {
   }
 
  private:
+  // Output channels [out, out + len) = input `in`'s channels [c, c + len) (in = -1: zeros).
+  struct Run {
+    int in;
+    std::int64_t c, out, len;
+  };
+
   void pixel_f32(std::int64_t p) const {
     float* out = y_->f() + p * co_;
-    for (std::int64_t j = 0; j < co_; ++j) {
-      const int i = sel_in_[static_cast<std::size_t>(j)];
-      out[j] = i < 0 ? 0.0f : in_[static_cast<std::size_t>(i)]->f()[p * channels(*in_[static_cast<std::size_t>(i)]) + sel_c_[static_cast<std::size_t>(j)]];
+    for (const Run& r : runs_) {
+      if (r.in < 0) {
+        std::fill(out + r.out, out + r.out + r.len, 0.0f);
+        continue;
+      }
+      const Tensor& x = *in_[static_cast<std::size_t>(r.in)];
+      std::memcpy(out + r.out, x.f() + p * x.shape[1] + r.c, sizeof(float) * static_cast<std::size_t>(r.len));
     }
   }
   void pixel_bits(std::int64_t p) const {
@@ -154,6 +171,7 @@ class GatherChannels : public OpImpl {
   bool bits_ = false;
   std::vector<int> src_in_, sel_in_;
   std::vector<std::int64_t> src_c_, sel_c_;
+  std::vector<Run> runs_;
   std::int64_t pixels_ = 0, co_ = 0;
 };
 

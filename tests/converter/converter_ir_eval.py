@@ -100,6 +100,11 @@ def _eval_more(op, xs, view):
     if name == "gather_channels":
         cat = torch.cat(xs + [torch.zeros_like(xs[0][:, :1])], dim=1)  # index -1: the zero channel
         return cat[:, list(a["index"])]
+    if name == "rprelu":
+        t = xs[0] - xs[1].reshape(view)
+        return torch.where(t >= 0, t, xs[2].reshape(view) * t) + xs[3].reshape(view)
+    if name == "prelu":
+        return torch.where(xs[0] >= 0, xs[0], xs[1].reshape(view if xs[1].numel() > 1 else (1,)) * xs[0])
     if name == "dprelu":
         t = xs[0] - xs[1].reshape(view)
         return torch.where(t >= 0, xs[2].reshape(view), xs[3].reshape(view)) * t - xs[4].reshape(view)

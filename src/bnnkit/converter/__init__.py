@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .ir import ConversionError, Graph, Op, Value
 from .passes import (bit_logic, bits_output, dce, fold_bn_into_binary, fold_bn_into_conv, fold_dprelu_shifts,
-                     fuse_activation)
+                     fuse_activation, fuse_rprelu)
 from .report import size_report
 
 __all__ = ["ConversionError", "Graph", "Op", "PIPELINE", "Value", "convert", "convert_graph", "size_report"]
@@ -27,6 +27,7 @@ PIPELINE = (
     ("fold_bn_into_binary", fold_bn_into_binary.run),
     ("fuse_activation", fuse_activation.run),
     ("fold_dprelu_shifts", fold_dprelu_shifts.run),
+    ("fuse_rprelu", fuse_rprelu.run),
     ("bits_output", bits_output.run),
     ("fold_bn_into_conv", fold_bn_into_conv.run),
     ("dce", dce.run),
