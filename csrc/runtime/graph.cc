@@ -162,7 +162,7 @@ Result infer_conv(const Ctx& c, bool binary) {
     transform_attrs(c.a);
     r.bits = true;
   }
-  c.vectors(2, w[0]);
+  c.vectors(2, w[0], /*allow_one=*/binary);  // a binary layer's multiplier/bias may be (1,)
   r.shape = {x[0], w[0], win.out_h, win.out_w};
   return r;
 }
@@ -182,7 +182,7 @@ Result infer_dense(const Ctx& c, bool binary) {
     transform_attrs(c.a);
     r.bits = true;
   }
-  c.vectors(2, w[0]);
+  c.vectors(2, w[0], /*allow_one=*/binary);
   r.shape = {x[0], w[0]};
   return r;
 }

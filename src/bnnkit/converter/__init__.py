@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .ir import ConversionError, Graph, Op, Value
 from .passes import (bit_logic, bits_output, dce, fold_bn_into_binary, fold_bn_into_conv, fold_dprelu_shifts,
-                     fuse_activation, fuse_rprelu)
+                     fuse_activation, fuse_rprelu, splat_vectors)
 from .report import size_report
 
 __all__ = ["ConversionError", "Graph", "Op", "PIPELINE", "Value", "convert", "convert_graph", "size_report"]
@@ -30,6 +30,7 @@ PIPELINE = (
     ("fuse_rprelu", fuse_rprelu.run),
     ("bits_output", bits_output.run),
     ("fold_bn_into_conv", fold_bn_into_conv.run),
+    ("splat_vectors", splat_vectors.run),
     ("dce", dce.run),
 )
 FLOAT_WEIGHTS = ("f32", "f16")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from bnnkit import format as fmt
+from bnnkit.format import ops as _ops
 from bnnkit.format.writer import normalize
 
 from .ir import Graph, Value
@@ -29,14 +30,28 @@ def _record(v: Value, dtype: str | None = None) -> dict:
     return rec
 
 
+def _content_key(rec: dict) -> tuple:
+    data = np.ascontiguousarray(rec["data"])
+    return rec["dtype"], rec["shape"], str(data.dtype), data.tobytes()
+
+
 def to_model_file(g: Graph, *, metadata: dict | None = None, float_weights: str = "f32") -> fmt.ModelFile:
     """The :class:`bnnkit.format.ModelFile` of ``g`` (shapes and dtypes as in the IR)."""
-    tensors, index = [], {}
+    tensors, index, same = [], {}, {}
 
     def ref(v: Value, dtype=None) -> int:
+        # Constants with the same dtype, shape and values are stored once (e.g. the
+        # multipliers of batch-norms still at their initial statistics).
         if id(v) not in index:
-            index[id(v)] = len(tensors)
-            tensors.append(_record(v, dtype))
+            rec = _record(v, dtype)
+            key = _content_key(rec) if v.constant else None
+            if key is not None and key in same:
+                index[id(v)] = same[key]
+            else:
+                index[id(v)] = len(tensors)
+                tensors.append(rec)
+                if key is not None:
+                    same[key] = index[id(v)]
         return index[id(v)]
 
     for v in g.inputs:
@@ -48,10 +63,25 @@ def to_model_file(g: Graph, *, metadata: dict | None = None, float_weights: str 
             half = float_weights == "f16" and op.op in F16_WEIGHT_OPS and k == 1 and v.constant and v.dtype == "f32"
             ins.append(ref(v, "f16" if half else None))
         nodes.append({"op": op.op, "inputs": ins, "outputs": [ref(op.output)],
-                      "attrs": dict(op.attrs), "name": op.name})
+                      "attrs": _non_default(op.op, op.attrs), "name": op.name})
     desc = {"metadata": dict(metadata or {}), "tensors": tensors, "nodes": nodes,
             "inputs": [index[id(v)] for v in g.inputs], "outputs": [index[id(v)] for v in g.outputs]}
     return normalize(desc)
+
+
+def _is_default(spec: dict, key: str, value) -> bool:
+    if key not in spec or spec[key][1] is _ops.REQUIRED:
+        return False
+    default = spec[key][1]
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple)) and list(value) == list(default)
+    return not isinstance(value, (list, tuple)) and value == default
+
+
+def _non_default(op_name: str, attrs: dict) -> dict:
+    """``attrs`` without those equal to the format's defaults (readers fill them in)."""
+    spec = _ops.get(op_name).attrs
+    return {k: v for k, v in attrs.items() if not _is_default(spec, k, v)}
 
 
 def emit(g: Graph, path=None, **kwargs) -> bytes:

@@ -118,7 +118,7 @@ def _infer_bconv2d(args, a):
     shape, o = _conv_common(args, a, True)
     _need(a["pad_value"] in (0, 1), f"attribute 'pad_value' must be 0 or 1, got {a['pad_value']}")
     _transform_attrs(a)
-    _vector(args, 2, o)
+    _vector(args, 2, o, allow_one=True)
     return ("f32", "bits"), shape
 
 
@@ -130,7 +130,7 @@ def _infer_bdense(args, a):
     _const(w, 1)
     _need(x.shape[1] == w.shape[1], f"input has K={x.shape[1]}, weight has K={w.shape[1]}")
     _transform_attrs(a)
-    _vector(args, 2, w.shape[0])
+    _vector(args, 2, w.shape[0], allow_one=True)
     return ("f32", "bits"), (x.shape[0], w.shape[0])
 
 
