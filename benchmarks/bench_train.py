@@ -11,8 +11,9 @@ and head), same batch size and data (Fashion-MNIST if installed, else synthetic 
   (whole-batch augmentation by tensor indexing), with ``--channels-last`` / ``--compile``.
 
 Both are timed end to end (data + forward + backward + update) and step only (one fixed
-batch), as the median images/s of ``--repeats`` windows of ``--steps`` steps after warm-up.
-Run: ``python benchmarks/bench_train.py [--threads 2] [--batch 128] [--channels-last]``.
+batch), as the median images/s of ``--repeats`` windows of ``--steps`` steps after warm-up, the
+windows of the two sides taking turns. Run:
+``python benchmarks/bench_train.py [--threads 2] [--batch 128] [--channels-last] [--compile] [--bf16 on]``.
 """
 
 from __future__ import annotations
@@ -62,18 +63,25 @@ class PerSample(torch.utils.data.Dataset):
         return (img - self.ds.mean[0]) / self.ds.std[0], self.ds.labels[i]
 
 
-def rate(step, batches, batch_size: int, steps: int, repeats: int) -> float:
-    """Median images/s over ``repeats`` windows of ``steps`` steps (after 3 warm-up steps)."""
-    it = iter(batches)
-    for _ in range(3):
-        step(*next(it))
-    rates = []
+def interleaved_rates(candidates: dict, batch_size: int, steps: int, repeats: int) -> dict:
+    """Median images/s of each candidate over ``repeats`` windows of ``steps`` steps.
+
+    ``candidates``: name -> (step function, iterator of batches). After 3 warm-up steps
+    each, the windows take turns (A B C D, A B C D, ...), so on a shared, noisy machine
+    every candidate sees the same load (DESIGN.md, "Performance protocol").
+    """
+    iters = {name: iter(batches) for name, (_, batches) in candidates.items()}
+    for name, (step, _) in candidates.items():
+        for _ in range(3):
+            step(*next(iters[name]))
+    rates: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(steps):
-            step(*next(it))
-        rates.append(steps * batch_size / (time.perf_counter() - t))
-    return statistics.median(rates)
+        for name, (step, _) in candidates.items():
+            t = time.perf_counter()
+            for _ in range(steps):
+                step(*next(iters[name]))
+            rates[name].append(steps * batch_size / (time.perf_counter() - t))
+    return {name: statistics.median(r) for name, r in rates.items()}
 
 
 def forever(loader_factory):
@@ -96,9 +104,10 @@ def plain_setup(ds, batch):
     return step, loader
 
 
-def bnnkit_setup(name, batch, channels_last, compile_):
+def bnnkit_setup(name, batch, channels_last, compile_, bf16="off"):
     cfg = TrainConfig(model=make_model(), dataset=name, batch_size=batch, progress=False,
-                      channels_last=channels_last, compile=compile_, train_subset=20000)
+                      channels_last=channels_last, compile=compile_, bf16=bf16,
+                      train_subset=20000)
     run = _Run(cfg)
     run._enter_phase(2)
     run._wrap()
@@ -111,24 +120,28 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--bf16", choices=("off", "on", "auto"), default="off",
+                   help="bnnkit side: bf16 autocast (auto: where the CPU has AVX512-BF16/AMX)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     name = dataset_name()
-    run, bk_loader = bnnkit_setup(name, args.batch, args.channels_last, args.compile)
+    run, bk_loader = bnnkit_setup(name, args.batch, args.channels_last, args.compile, args.bf16)
     plain_step, plain_loader = plain_setup(run.train_ds, args.batch)
     fixed = next(iter(run.loader))
-    n, s, r = args.batch, args.steps, args.repeats
-    results = {
-        "plain end-to-end": rate(plain_step, forever(plain_loader), n, s, r),
-        "bnnkit end-to-end": rate(run.train_step, forever(bk_loader), n, s, r),
-        "plain step only": rate(plain_step, iter(lambda: fixed, None), n, s, r),
-        "bnnkit step only": rate(run.train_step, iter(lambda: fixed, None), n, s, r),
-    }
+    n = args.batch
+    end_to_end = interleaved_rates({"plain end-to-end": (plain_step, forever(plain_loader)),
+                                    "bnnkit end-to-end": (run.train_step, forever(bk_loader))},
+                                   n, args.steps, args.repeats)
+    step_only = interleaved_rates({"plain step only": (plain_step, iter(lambda: fixed, None)),
+                                   "bnnkit step only": (run.train_step, iter(lambda: fixed, None))},
+                                  n, args.steps, args.repeats)
+    results = {**end_to_end, **step_only}
     print(f"data={name} batch={n} threads={args.threads} channels_last={args.channels_last} "
-          f"compile={args.compile} cpu={torch.backends.cpu.get_cpu_capability()}")
+          f"compile={args.compile} bf16={args.bf16} (active: {run.bf16}) "
+          f"cpu={torch.backends.cpu.get_cpu_capability()}")
     for key, value in results.items():
         print(f"{key:20s} {value:9.1f} images/s")
     print(f"ratio end-to-end bnnkit/plain: {results['bnnkit end-to-end'] / results['plain end-to-end']:.2f}x; "

@@ -49,6 +49,38 @@ def test_train_flags_come_from_the_config():
     assert (args.bop_gamma, args.augment, args.epochs) == (0.001, False, 3)
 
 
+def test_train_user_mistakes_are_one_line_errors(tmp_path):
+    result = run_cli("train", "--dataset", str(tmp_path / "no-such-data"), "--epochs", "1")
+    assert result.returncode == cli.EXIT_USAGE and "Traceback" not in result.stderr
+    assert result.stderr.startswith("bnnkit train: error: unknown data set")
+    result = run_cli("train", "--resume")
+    assert result.returncode == cli.EXIT_USAGE and "resume=True needs out_dir" in result.stderr
+    result = run_cli("train", "--optimizer", "lamb")
+    assert result.returncode == cli.EXIT_USAGE and "invalid choice: 'lamb'" in result.stderr
+
+
+def test_train_stopped_by_max_steps_reports_it(tmp_path, capsys):
+    code = cli.main(["train", "--model", "quicknet_tiny", "--dataset", "synthetic",
+                     "--max-steps", "2", "--batch-size", "32", "--no-progress", "--no-plots",
+                     "--out-dir", str(tmp_path), "--hflip", "off"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert f"stopped after 2 steps (--max-steps), 0 whole epochs; checkpoint {tmp_path}" in out
+    assert "test accuracy" not in out  # no epoch finished, so nothing was evaluated
+    assert json.loads((tmp_path / "config.json").read_text())["hflip"] is False
+
+
+@pytest.mark.parametrize("load,threads", [(0.1, 2), (0.6, 1), (1.2, 1), (5.0, 1)])
+def test_demo_trains_with_the_cores_that_are_free(monkeypatch, load, threads):
+    import os
+
+    from bnnkit import demo
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, 0.0, 0.0))
+    assert demo.training_threads() == threads
+
+
 @pytest.mark.slow
 def test_quick_demo_writes_a_report(tmp_path):
     from bnnkit import data

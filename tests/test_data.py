@@ -147,6 +147,20 @@ def test_fashion_mnist_found_via_env_var(tmp_path, monkeypatch):
     assert len(ds) == 5 and ds.classes[9] == "Ankle boot" and ds.mean == (0.2860406,)
 
 
+def test_corrupt_fashion_mnist_says_how_to_get_a_good_copy(tmp_path, monkeypatch):
+    d = tmp_path / "fashion-mnist"
+    d.mkdir()
+    images = data.write_idx(d / "t10k-images-idx3-ubyte", _images(5, 28, 28))
+    data.write_idx(d / "t10k-labels-idx1-ubyte", np.arange(5, dtype=np.uint8))
+    images.write_bytes(images.read_bytes()[:-100])  # a truncated copy
+    monkeypatch.setattr(data, "DEBIAN_DATA_DIR", tmp_path / "nowhere")
+    with pytest.raises(data.DataError) as err:
+        data.load_dataset("fashion_mnist", "test", data_dir=tmp_path)
+    msg = str(err.value)
+    assert "Fashion-MNIST test files are corrupt" in msg and "truncated" in msg
+    assert "apt-get install --reinstall dataset-fashion-mnist" in msg and str(d) in msg
+
+
 def test_unknown_name_lists_known():
     with pytest.raises(data.DatasetNotFoundError, match="fashion_mnist, synthetic"):
         data.load_dataset("cifar-11")

@@ -66,6 +66,42 @@ def test_metrics_files_and_checkpoint_contents(tmp_path):
     assert result.checkpoint == tmp_path / "last.pt"
 
 
+def test_curves_png_and_no_tensorboard_is_a_note_not_a_failure(tmp_path, monkeypatch, capsys):
+    from bnnkit.train import progress
+
+    have = progress._have
+    monkeypatch.setattr(progress, "_have", lambda m: m != "tensorboard" and have(m))
+    result = train(cfg(out_dir=str(tmp_path), epochs=1, plots=True, tensorboard=True,
+                       progress=True, log_every=3))
+    assert result.epochs_completed == 1
+    assert "tensorboard is not installed; skipping it" in capsys.readouterr().out
+    assert not (tmp_path / "tensorboard").exists()
+    if have("matplotlib"):
+        assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plain_progress_lines_show_live_loss_accuracy_and_flips(monkeypatch):
+    import io
+
+    from bnnkit.train import progress
+
+    monkeypatch.setattr(progress, "_have", lambda m: False)  # no tqdm: plain lines
+    out = io.StringIO()
+    bar = progress.Progress(5, "epoch 1/2", log_every=2, stream=out)
+    for i in range(5):
+        bar.update({"loss": 1.0 / (i + 1), "acc": 0.5, "flips": 0.00123})
+    bar.close({"loss": 0.2, "acc": 0.75, "flips": 0.001})
+    lines = out.getvalue().splitlines()
+    assert [line.split(" it/s")[0].rsplit(" (", 1)[0] for line in lines] == [
+        "epoch 1/2 2/5 loss=0.5 acc=50.00% flips=1.2e-03",
+        "epoch 1/2 4/5 loss=0.25 acc=50.00% flips=1.2e-03",
+        "epoch 1/2 5/5 loss=0.2 acc=75.00% flips=1.0e-03"]
+    silent = io.StringIO()
+    quiet = progress.Progress(5, "x", enabled=False, stream=silent)
+    quiet.update({"loss": 1.0}), quiet.close({"loss": 1.0})
+    assert silent.getvalue() == ""
+
+
 def test_evaluate_counts_correct_predictions():
     model = tiny().eval()
     ds = data.synthetic(40, image_size=16)
@@ -100,6 +136,57 @@ def test_resume_mid_run_is_bit_identical(tmp_path, opts, stop):
         assert torch.equal(a[key], b[key]), key
     for ha, hb in zip(full.history, resumed.history):
         assert ha["train_loss"] == hb["train_loss"] and ha["test_acc"] == hb["test_acc"]
+
+
+# The killed run: same model and config as cfg(); saves every 3 steps and is SIGKILLed
+# while writing its step-12 checkpoint, so last.pt still holds step 9 (epoch 2, batch 1).
+KILLED_RUN = """
+import os, signal, sys
+import torch
+from bnnkit.models.quicknet import QuickNet
+from bnnkit.train import TrainConfig, checkpoint, train
+
+real_save = torch.save
+
+def save_then_die(obj, f, *args, **kwargs):
+    if isinstance(obj, dict) and obj.get("global_step") == 12:
+        f.write(b"half a checkpoint")
+        f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_save(obj, f, *args, **kwargs)
+
+torch.save = save_then_die
+torch.manual_seed(0)
+model = QuickNet((1, 1), (8, 16), num_classes=4, in_channels=1)
+train(TrainConfig(model=model, dataset="synthetic", epochs=2, batch_size=64, progress=False,
+                  lr=1e-2, bop_gamma=1e-3, bop_threshold=1e-6, plots=False, augment=True,
+                  out_dir=sys.argv[1], save_every_steps=3))
+"""
+
+
+def test_run_killed_mid_epoch_then_resumed_matches_uninterrupted_run(tmp_path):
+    import subprocess
+    import sys
+
+    full = train(cfg(out_dir=str(tmp_path / "a"), augment=True))
+    out = tmp_path / "b"
+    proc = subprocess.run([sys.executable, "-c", KILLED_RUN, str(out)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr[-2000:]  # died by SIGKILL, mid-write
+    assert len(list(out.glob(".last.pt.*.tmp"))) == 1  # the half-written temp file
+    ck = load_checkpoint(out / "last.pt")  # the real name still holds a good checkpoint
+    assert (ck["epoch"], ck["batch"], ck["global_step"]) == (1, 1, 9)
+    resumed = train(cfg(model=tiny(), out_dir=str(out), resume=True, augment=True,
+                        save_every_steps=3))
+    assert resumed.global_step == full.global_step == 16
+    a, b = _state(full.model), _state(resumed.model)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    keys = ("train_loss", "train_acc", "test_loss", "test_acc", "flip_ratio", "lr", "step")
+    assert [[h[k] for k in keys] for h in full.history] == \
+        [[h[k] for k in keys] for h in resumed.history]
+    assert not list(out.glob(".*.tmp"))  # the resumed run removed the stale temp file
+    assert len(json.loads((out / "metrics.json").read_text())) == 2
 
 
 # --------------------------------------------------------------------------- checkpoints

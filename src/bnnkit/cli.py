@@ -59,7 +59,7 @@ def _add_train(sub) -> None:
     import dataclasses
 
     try:
-        from bnnkit.train import TrainConfig
+        from bnnkit.train import TrainConfig, config as train_config
     except ImportError as e:  # a deployment install without torch: bench still works
         p = sub.add_parser("train", help="train a zoo model (needs torch: pip install 'bnnkit[train]')")
         p.set_defaults(func=_needs_torch(e))
@@ -68,18 +68,74 @@ def _add_train(sub) -> None:
     p = sub.add_parser(
         "train", help="train a zoo model (Bop + Adam by default); works under torchrun",
         description="Train a zoo model. Under `torchrun --nproc_per_node=N -m bnnkit train ...` "
-                    "it runs data-parallel (DDP). Options are the fields of bnnkit.train.TrainConfig.")
+                    "it runs data-parallel (DDP). Options are the fields of bnnkit.train.TrainConfig.",
+        epilog="example: bnnkit train --model quicknet_tiny --epochs 4 --out-dir runs/q "
+               "(then `bnnkit eval runs/q/best.pt`, `bnnkit convert runs/q/best.pt -o q.bnn`)")
+    choices = {"optimizer": train_config.OPTIMIZERS, "schedule": train_config.SCHEDULES,
+               "bf16": train_config.BF16_MODES,
+               "bop_decay_applies_to": ("gamma", "threshold", "both")}
     for f in dataclasses.fields(TrainConfig):
         if f.default is dataclasses.MISSING:  # dict/list fields: Python API only
             continue
         default = f.default
         flag = "--" + f.name.replace("_", "-")
+        text = _TRAIN_HELP.get(f.name, "")
+        text = text if "(default" in text else f"{text} (default: {default})".lstrip()
         if isinstance(default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
+                           help=_TRAIN_HELP.get(f.name))
         elif isinstance(default, (int, float, str)) or default is None:
             kind = type(default) if default is not None else _optional_type(f.type)
-            p.add_argument(flag, type=kind, default=default, help=f"(default: {default})")
+            p.add_argument(flag, type=kind, default=default, help=text,
+                           choices=choices.get(f.name),
+                           metavar="on|off" if kind is _on_off else None)
     p.set_defaults(func=_cmd_train)
+
+
+# One line per flag of `bnnkit train --help`; the full story is TrainConfig's docstring.
+_TRAIN_HELP = {
+    "model": "zoo model name (`bnnkit summary --list`)",
+    "dataset": "fashion_mnist, digits, synthetic, or a path (IDX folder, .npz, image folder)",
+    "epochs": "number of epochs",
+    "data_dir": "where named data sets are searched first",
+    "train_subset": "train on the first N training images only",
+    "test_subset": "evaluate on the first N test images only",
+    "augment": "random crop + horizontal flip",
+    "crop_padding": "random-crop padding in pixels (default: ~size/8)",
+    "hflip": "horizontal flips on|off (default: on, off for digits)",
+    "optimizer": "bop+adam: Bop on binary weights, Adam on the rest; adam/sgd: latent weights",
+    "lr": "learning rate of Adam/SGD",
+    "schedule": "lr schedule after the warm-up",
+    "warmup_epochs": "linear lr warm-up (may be fractional)",
+    "step_every": "schedule=step: epochs between lr decays",
+    "bop_gamma": "Bop adaptivity rate (momentum of the gradient average)",
+    "bop_threshold": "Bop flip threshold tau",
+    "bop_decay_every": "multiply Bop gamma/threshold by --bop-decay-factor every N epochs (0: never)",
+    "label_smoothing": "cross-entropy label smoothing",
+    "teacher": "distil from a checkpoint path or zoo name",
+    "two_step": "ReActNet two-step: binary activations first, then binary weights",
+    "device": "auto (CUDA if present), cpu, cuda, cuda:N",
+    "bf16": "bf16 autocast (auto: where the CPU/GPU has native bf16)",
+    "compile": "torch.compile the model",
+    "num_threads": "torch intra-op threads",
+    "out_dir": "folder for checkpoints, metrics.csv/json, curves.png (default: write nothing)",
+    "resume": "continue exactly from OUT_DIR/last.pt",
+    "save_every_steps": "also checkpoint every N steps (0: at epoch ends only)",
+    "max_steps": "stop after N optimizer steps (saves a resumable checkpoint)",
+    "progress": "progress bar / lines",
+    "plots": "write curves.png (needs matplotlib)",
+    "tensorboard": "write TensorBoard scalars (skipped with a note if tensorboard is absent)",
+}
+
+
+def _on_off(text: str) -> bool:
+    """``on``/``off`` (also true/false, yes/no, 1/0) for the optional booleans of TrainConfig."""
+    value = text.strip().lower()
+    if value in ("on", "true", "yes", "1"):
+        return True
+    if value in ("off", "false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
 
 
 def _needs_torch(error: ImportError) -> Callable:
@@ -90,7 +146,7 @@ def _needs_torch(error: ImportError) -> Callable:
 
 def _optional_type(annotation) -> Callable:
     text = str(annotation)
-    return int if "int" in text else float if "float" in text else str
+    return _on_off if "bool" in text else int if "int" in text else float if "float" in text else str
 
 
 def _cmd_train(args) -> int:
@@ -98,8 +154,13 @@ def _cmd_train(args) -> int:
 
     fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
     result = train(TrainConfig(**fields))
-    print(f"test accuracy {100 * result.test_acc:.2f} % after {result.epochs_completed} epochs"
-          + (f"; checkpoint {result.checkpoint}" if result.checkpoint else ""))
+    where = f"; checkpoint {result.checkpoint}" if result.checkpoint else ""
+    if result.stopped_early:
+        print(f"stopped after {result.global_step} steps (--max-steps), "
+              f"{result.epochs_completed} whole epochs{where}")
+    if result.test_acc is not None:
+        print(f"test accuracy {100 * result.test_acc:.2f} % after {result.epochs_completed} epochs"
+              + where)
     return 0
 
 

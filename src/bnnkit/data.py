@@ -484,8 +484,14 @@ def load_fashion_mnist(split: str = "train", *, data_dir=None) -> ArrayDataset:
             f"  or copy the four IDX files into $BNNKIT_DATA_DIR/fashion-mnist or pass "
             f"data_dir=...\nSearched:\n  {searched}")
     mean, std = FASHION_MNIST_STATS
-    return load_idx_dataset(*paths, classes=FASHION_MNIST_CLASSES, name="fashion_mnist",
-                            mean=mean, std=std)
+    try:
+        return load_idx_dataset(*paths, classes=FASHION_MNIST_CLASSES, name="fashion_mnist",
+                                mean=mean, std=std)
+    except DataError as exc:
+        raise DataError(
+            f"Fashion-MNIST {split} files are corrupt: {exc}\nGet a good copy with "
+            f"`sudo apt-get install --reinstall dataset-fashion-mnist` (Debian/Ubuntu, "
+            f"offline), or replace {paths[0].parent} with the four original IDX files") from exc
 
 
 def load_digits(split: str = "train", *, data_dir=None) -> ArrayDataset:

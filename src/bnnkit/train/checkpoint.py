@@ -10,7 +10,8 @@ A checkpoint is a dict of tensors and plain Python values only, so
 ``epoch``/``batch`` say where training resumes: batch ``b`` of epoch ``e`` (0-based).
 Writing goes to a temporary file in the same directory, is flushed and fsync'ed, then
 renamed over the target with ``os.replace`` (atomic on POSIX), so a crash never leaves a
-half-written checkpoint under the real name.
+half-written checkpoint under the real name; :func:`remove_partial_writes` deletes the
+temp file such a crash leaves (the trainer calls it when a run starts).
 """
 
 from __future__ import annotations
@@ -51,6 +52,15 @@ def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def remove_partial_writes(path: str | os.PathLike) -> list[Path]:
+    """Delete the temp files a killed :func:`save_atomic` to ``path`` left behind."""
+    path = Path(path)
+    stale = sorted(path.parent.glob(f".{path.name}.*.tmp"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
 
 
 def _fsync_dir(directory: Path) -> None:

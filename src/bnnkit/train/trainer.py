@@ -516,6 +516,8 @@ def train(config: TrainConfig | dict | None = None, **overrides) -> TrainResult:
             import json
 
             (run.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1, default=str))
+            for name in (LAST, BEST):  # a run killed while saving leaves a temp file
+                ckpt_mod.remove_partial_writes(run.out / name)
         start = time.perf_counter()
         stopped = run.fit(writer)
         run.finish()
