@@ -107,18 +107,22 @@ class Pad2D : public OpImpl {
 };
 
 // gather_channels: output channel j = channel index[j] of the inputs concatenated along
-// axis 1 (f32: index -1 gives 0). Per pixel: f32 copies values, bits moves single bits.
+// axis 1 (f32: index -1 gives 0). Per pixel: f32 copies values, bits moves single bits;
+// each output channel's source (input, offset in the pixel's row) is resolved once.
 class GatherChannels : public OpImpl {
  public:
-  explicit GatherChannels(const OpArgs& a) : in_(a.in), y_(a.out) {
+  explicit GatherChannels(const OpArgs& a) : y_(a.out) {
     bits_ = y_->dtype == DType::kBits;
-    // concatenated channel k -> (input src_in_[k], channel src_c_[k])
-    for (std::size_t i = 0; i < in_.size(); ++i) {
-      for (std::int64_t c = 0; c < channels(*in_[i]); ++c) src_in_.push_back(static_cast<int>(i)), src_c_.push_back(c);
+    std::vector<std::int64_t> first_in, first_c;  // concatenated channel -> (input, channel)
+    for (std::size_t i = 0; i < a.in.size(); ++i) {
+      const Tensor& x = *a.in[i];
+      base_.push_back(bits_ ? static_cast<const void*>(x.w()) : static_cast<const void*>(x.f()));
+      row_.push_back(bits_ ? words_for(channels(x)) : channels(x));
+      for (std::int64_t c = 0; c < channels(x); ++c) first_in.push_back(static_cast<std::int64_t>(i)), first_c.push_back(c);
     }
     for (std::int64_t k : a.attrs.ints("index")) {
-      sel_in_.push_back(k < 0 ? -1 : src_in_[static_cast<std::size_t>(k)]);
-      sel_c_.push_back(k < 0 ? 0 : src_c_[static_cast<std::size_t>(k)]);
+      sel_in_.push_back(k < 0 ? -1 : static_cast<int>(first_in[static_cast<std::size_t>(k)]));
+      sel_c_.push_back(k < 0 ? 0 : first_c[static_cast<std::size_t>(k)]);
     }
     pixels_ = pixels(*y_);
     co_ = channels(*y_);
@@ -132,7 +136,15 @@ class GatherChannels : public OpImpl {
   }
   void run(const RunContext& ctx) override {
     parallel(ctx, pixels_, [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t p = b; p < e; ++p) bits_ ? pixel_bits(p) : pixel_f32(p);
+      std::vector<const float*> f(base_.size());
+      std::vector<const word_t*> w(base_.size());
+      for (std::int64_t p = b; p < e; ++p) {
+        for (std::size_t i = 0; i < base_.size(); ++i) {
+          f[i] = static_cast<const float*>(base_[i]) + p * row_[i];
+          w[i] = static_cast<const word_t*>(base_[i]) + p * row_[i];
+        }
+        bits_ ? pixel_bits(p, w.data()) : pixel_f32(p, f.data());
+      }
     }, pixels_ * co_);
   }
 
@@ -143,34 +155,34 @@ class GatherChannels : public OpImpl {
     std::int64_t c, out, len;
   };
 
-  void pixel_f32(std::int64_t p) const {
+  void pixel_f32(std::int64_t p, const float* const* in) const {
     float* out = y_->f() + p * co_;
     for (const Run& r : runs_) {
-      if (r.in < 0) {
-        std::fill(out + r.out, out + r.out + r.len, 0.0f);
-        continue;
-      }
-      const Tensor& x = *in_[static_cast<std::size_t>(r.in)];
-      std::memcpy(out + r.out, x.f() + p * x.shape[1] + r.c, sizeof(float) * static_cast<std::size_t>(r.len));
+      if (r.in < 0) std::fill(out + r.out, out + r.out + r.len, 0.0f);
+      else std::memcpy(out + r.out, in[r.in] + r.c, sizeof(float) * static_cast<std::size_t>(r.len));
     }
   }
-  void pixel_bits(std::int64_t p) const {
+  void pixel_bits(std::int64_t p, const word_t* const* in) const {
     const std::int64_t words = words_for(co_);
     word_t* out = y_->w() + p * words;
-    std::fill(out, out + words, word_t{0});
-    for (std::int64_t j = 0; j < co_; ++j) {
-      const Tensor& x = *in_[static_cast<std::size_t>(sel_in_[static_cast<std::size_t>(j)])];
-      const std::int64_t c = sel_c_[static_cast<std::size_t>(j)];
-      const word_t bit = (x.w()[p * words_for(channels(x)) + c / kBitsPerWord] >> (c % kBitsPerWord)) & 1u;
-      out[j / kBitsPerWord] |= bit << (j % kBitsPerWord);
+    for (std::int64_t k = 0; k < words; ++k) {
+      word_t acc = 0;
+      const std::int64_t j1 = std::min(co_, (k + 1) * kBitsPerWord);
+      for (std::int64_t j = k * kBitsPerWord; j < j1; ++j) {
+        const std::int64_t c = sel_c_[static_cast<std::size_t>(j)];
+        const word_t bit = (in[sel_in_[static_cast<std::size_t>(j)]][c / kBitsPerWord] >> (c % kBitsPerWord)) & 1u;
+        acc |= bit << (j % kBitsPerWord);
+      }
+      out[k] = acc;
     }
   }
 
-  std::vector<Tensor*> in_;
   const Tensor* y_;
   bool bits_ = false;
-  std::vector<int> src_in_, sel_in_;
-  std::vector<std::int64_t> src_c_, sel_c_;
+  std::vector<const void*> base_;
+  std::vector<std::int64_t> row_;  // floats or words per pixel of each input
+  std::vector<int> sel_in_;
+  std::vector<std::int64_t> sel_c_;
   std::vector<Run> runs_;
   std::int64_t pixels_ = 0, co_ = 0;
 };

@@ -84,7 +84,7 @@ class Unary : public OpImpl {
 };
 
 // Per-channel ops; channel of physical element i = (i / channel_stride) % C.
-//   batch_norm: y = x*scale + shift, rounded once (std::fma, as PyTorch's CPU batch norm)
+//   batch_norm: y = x*scale + shift, rounded once (as an FMA, like PyTorch's CPU batch norm)
 //   prelu: y = x >= 0 ? x : slope*x
 //   rprelu:     t = x - gamma; y = (t >= 0 ? t : beta*t) + zeta
 //   dprelu:     t = x - b_x; y = (t >= 0 ? pos : neg)*t - b_y
@@ -103,88 +103,60 @@ class PerChannel : public OpImpl {
     }
   }
   void run(const RunContext& ctx) override {
-    parallel(ctx, (x_->numel + 4095) / 4096, [&](std::int64_t b, std::int64_t e) {
-      run_range(b * 4096, std::min(x_->numel, e * 4096));
-    }, x_->numel);
+    const float* v0 = v_[0].data();
+    const float* v1 = v_.size() > 1 ? v_[1].data() : nullptr;
+    const float* v2 = v_.size() > 2 ? v_[2].data() : nullptr;
+    const float* v3 = v_.size() > 3 ? v_[3].data() : nullptr;
+    switch (op_) {
+      case Op::kBatchNorm:  // float64: the product is exact, so the sum rounds once to float (an FMA)
+        return each(ctx, [=](float x, std::size_t c) { return static_cast<float>(double{x} * v0[c] + v1[c]); });
+      // The slope selects as max(t, 0) * pos + min(t, 0) * neg: the same value (one term is
+      // a zero; NaN stays NaN), without a data-dependent branch, so the loops vectorize.
+      case Op::kPRelu:
+        return each(ctx, [=](float x, std::size_t c) { return std::max(x, 0.0f) + v0[c] * std::min(x, 0.0f); });
+      case Op::kRPRelu:
+        return each(ctx, [=](float x, std::size_t c) {
+          const float t = x - v0[c];
+          return (std::max(t, 0.0f) + v1[c] * std::min(t, 0.0f)) + v2[c];
+        });
+      case Op::kDPRelu:
+        return each(ctx, [=](float x, std::size_t c) {
+          const float t = x - v0[c];
+          return (v1[c] * std::max(t, 0.0f) + v2[c] * std::min(t, 0.0f)) - v3[c];
+        });
+      default: {
+        const float qmin = qmin_, qmax = qmax_, zp = zp_;
+        return each(ctx, [=](float x, std::size_t c) {
+          const float q = std::nearbyint(x / v0[c]);
+          return (std::min(std::max(q + zp, qmin), qmax) - zp) * v0[c];
+        });
+      }
+    }
   }
 
  private:
-  // Elements [i0, i1) in runs of one channel (channel_stride elements; a whole row of
-  // channels when they are innermost): the channel is stepped, not divided out per element,
-  // and the op is chosen once per run.
-  void run_range(std::int64_t i0, std::int64_t i1) const {
-    const float* x = x_->f();
-    float* y = y_->f();
-    std::int64_t c = (i0 / cs_) % c_, r = i0 % cs_;
-    for (std::int64_t i = i0; i < i1;) {
-      if (cs_ == 1) {  // channels innermost: c, c+1, ... along the run
-        const std::int64_t m = std::min(i1 - i, c_ - c);
-        apply_run(x + i, y + i, m, static_cast<std::size_t>(c), 1);
-        i += m;
-        c = c + m == c_ ? 0 : c + m;
-        continue;
+  // y = f(x, channel) over the tensor as blocks of C channels x cs_ elements: NHWC (cs_ = 1)
+  // walks the channels of each pixel, row-major (N, C, L) the L elements of each channel.
+  template <typename F>
+  void each(const RunContext& ctx, F f) const {
+    const std::int64_t block = c_ * cs_, blocks = x_->numel / block, cs = cs_, cn = c_;
+    const float* xs = x_->f();
+    float* ys = y_->f();
+    parallel(ctx, blocks, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t n = b; n < e; ++n) {
+        const float* x = xs + n * block;
+        float* y = ys + n * block;
+        if (cs == 1) {  // a separate loop, so that the compiler vectorizes (selects become blends)
+          for (std::int64_t c = 0; c < cn; ++c) y[c] = f(x[c], static_cast<std::size_t>(c));
+          continue;
+        }
+        for (std::int64_t c = 0; c < cn; ++c) {
+          for (std::int64_t k = 0; k < cs; ++k) y[c * cs + k] = f(x[c * cs + k], static_cast<std::size_t>(c));
+        }
       }
-      const std::int64_t m = std::min(i1 - i, cs_ - r);
-      apply_run(x + i, y + i, m, static_cast<std::size_t>(c), 0);
-      i += m;
-      r = 0;
-      c = c + 1 == c_ ? 0 : c + 1;
-    }
+    }, x_->numel);
   }
 
-  // y[k] = apply(x[k], c0 + k * step) for k < n (step 1: one channel each; 0: all channel c0).
-  // (P)ReLU-type selects are written as max(t, 0) + s * min(t, 0) (the same value, but for
-  // the sign of a zero result): a branch on the sign of the data is mispredicted half the
-  // time, and the compiler keeps the branch when one side of a select could trap.
-  void apply_run(const float* x, float* y, std::int64_t n, std::size_t c0, std::size_t step) const {
-    const float* v0 = v_.size() > 0 ? v_[0].data() + c0 : nullptr;
-    const float* v1 = v_.size() > 1 ? v_[1].data() + c0 : nullptr;
-    const float* v2 = v_.size() > 2 ? v_[2].data() + c0 : nullptr;
-    switch (op_) {
-      case Op::kBatchNorm:
-        for (std::int64_t k = 0; k < n; ++k) y[k] = x[k] * v0[k * step] + v1[k * step];
-        return;
-      case Op::kPRelu:
-        for (std::int64_t k = 0; k < n; ++k) y[k] = std::max(x[k], 0.0f) + v0[k * step] * std::min(x[k], 0.0f);
-        return;
-      case Op::kRPRelu:
-        for (std::int64_t k = 0; k < n; ++k) {
-          const float t = x[k] - v0[k * step];
-          y[k] = (std::max(t, 0.0f) + v1[k * step] * std::min(t, 0.0f)) + v2[k * step];
-        }
-        return;
-      case Op::kDPRelu: {
-        const float* v3 = v_.size() > 3 ? v_[3].data() + c0 : nullptr;
-        for (std::int64_t k = 0; k < n; ++k) {
-          const float t = x[k] - v0[k * step];
-          y[k] = (v1[k * step] * std::max(t, 0.0f) + v2[k * step] * std::min(t, 0.0f)) - v3[k * step];
-        }
-        return;
-      }
-      default:
-        for (std::int64_t k = 0; k < n; ++k) y[k] = apply(x[k], c0 + static_cast<std::size_t>(k) * step);
-    }
-  }
-
-  float apply(float x, std::size_t c) const {
-    switch (op_) {
-      case Op::kBatchNorm: return std::fma(x, v_[0][c], v_[1][c]);
-      case Op::kPRelu: return x >= 0.0f ? x : v_[0][c] * x;
-      case Op::kRPRelu: {
-        const float t = x - v_[0][c];
-        return (t >= 0.0f ? t : v_[1][c] * t) + v_[2][c];
-      }
-      case Op::kDPRelu: {
-        const float t = x - v_[0][c];
-        return (t >= 0.0f ? v_[1][c] : v_[2][c]) * t - v_[3][c];
-      }
-      default: {
-        const float s = v_[0][c];
-        const float q = std::nearbyint(x / s);
-        return (std::min(std::max(q + zp_, qmin_), qmax_) - zp_) * s;
-      }
-    }
-  }
   const Tensor* x_;
   const Tensor* y_;
   Op op_;

@@ -143,6 +143,7 @@ def _reflect_conv():
     (lambda: _Lambda(lambda x: x[:, :, 1:] * 2.0), r"aten\.slice\.Tensor.*channel axes"),
     (lambda: _Lambda(lambda x: x.repeat(2, 1, 1, 1)), r"aten\.repeat\.default.*repeats 1 for N, H and W"),
     (lambda: _Lambda(lambda x: torch.nn.functional.pad(x, (0, 0, 1, 0, 2, 0))), r"aten\..*pad.*zero channels"),
+    (lambda: _Lambda(lambda x: (x.unsqueeze(1) + x).flatten(1, 2)), r"aten\.add\.Tensor.*element-wise 'add'"),
 ])
 def test_unsupported_patterns_name_op_and_module(make, match):
     with pytest.raises(ConversionError, match=match):

@@ -246,7 +246,8 @@ def arith(lw, node, op: str, a, b, negate_b: bool):
     if not isinstance(a, ChannelView) and op in ("add", "mul") and not negate_b:
         a, b = b, a
     va, vb = as_view(a), as_view(b)
-    if va is None or not is_view_shape(va, out) or (vb is not None and not is_view_shape(vb, out)):
+    lower_rank = isinstance(b, Value) and len(b.shape) != len(out)  # would align N with a channel axis
+    if va is None or not is_view_shape(va, out) or (vb is not None and not is_view_shape(vb, out)) or lower_rank:
         raise lw.fail(node, f"element-wise '{op}' of shapes {getattr(a, 'shape', a)} and "
                       f"{getattr(b, 'shape', b)} is supported only for channel-split activations of one "
                       "(N, ..., H, W) size or with a constant")
