@@ -156,6 +156,7 @@ def save_then_die(obj, f, *args, **kwargs):
     return real_save(obj, f, *args, **kwargs)
 
 torch.save = save_then_die
+torch.set_num_threads(int(sys.argv[2]))  # the parent's count: float sums depend on it
 torch.manual_seed(0)
 model = QuickNet((1, 1), (8, 16), num_classes=4, in_channels=1)
 train(TrainConfig(model=model, dataset="synthetic", epochs=2, batch_size=64, progress=False,
@@ -170,8 +171,8 @@ def test_run_killed_mid_epoch_then_resumed_matches_uninterrupted_run(tmp_path):
 
     full = train(cfg(out_dir=str(tmp_path / "a"), augment=True))
     out = tmp_path / "b"
-    proc = subprocess.run([sys.executable, "-c", KILLED_RUN, str(out)], capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", KILLED_RUN, str(out), str(torch.get_num_threads())],
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == -9, proc.stderr[-2000:]  # died by SIGKILL, mid-write
     assert len(list(out.glob(".last.pt.*.tmp"))) == 1  # the half-written temp file
     ck = load_checkpoint(out / "last.pt")  # the real name still holds a good checkpoint
