@@ -85,6 +85,20 @@ def bench(name: str, size: int, runs: int, rounds: int) -> None:
     print(f"  profile (1 thread, {total / 1e3:.2f} ms summed over ops): {shares}")
 
 
+def sizes(size: int) -> None:
+    """File size of every zoo model (1000 classes, BN statistics updated) against its fp32
+    state_dict, and the conversion time."""
+    print(f"\n| model | .bnn bytes | fp32 state_dict bytes | smaller by | convert s |")
+    print("|---|---:|---:|---:|---:|")
+    for name in models.list_models():
+        model = _prepared(name, size)
+        start = time.perf_counter()
+        data = convert(model, torch.randn(1, 3, size, size), model_name=name)
+        seconds = time.perf_counter() - start
+        r = size_report(model, data)
+        print(f"| {name} | {r['file_bytes']:,} | {r['fp32_bytes']:,} | {r['ratio']:.1f}x | {seconds:.1f} |", flush=True)
+
+
 def _profile(data: bytes, xn: np.ndarray) -> list:
     interp = Interpreter(data, num_threads=1)
     interp.run(xn)
@@ -97,7 +111,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--runs", type=int, default=10, help="runs per round (runtime)")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--sizes", action="store_true", help="only the file-size table of every zoo model")
     args = parser.parse_args()
+    if args.sizes:
+        sizes(args.size)
+        return
     print(f"kernel path {kernels.active_path()}; CPU flags {kernels.cpu_flags()}; torch {torch.__version__}")
     for name in args.models:
         bench(name, args.size, args.runs, args.rounds)

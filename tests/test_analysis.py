@@ -24,6 +24,7 @@ from torch import nn
 from bnnkit import analysis, energy, models
 from bnnkit import nn as bnn
 from bnnkit import quantizers
+from mac_hooks import count_macs
 
 SNAPSHOT = pathlib.Path(__file__).parent / "snapshots" / "summary_small.txt"
 UPDATE_SNAPSHOTS = os.environ.get("BNNKIT_UPDATE_SNAPSHOTS") == "1"
@@ -352,20 +353,7 @@ def test_unknown_model_name_lists_close_matches():
 
 def _hook_macs(model: nn.Module, size: int) -> int:
     """Total MACs of one image, counted independently by hooks on every conv/dense."""
-    total = [0]
-
-    def hook(m, args, out):
-        per_output = m.in_features if isinstance(m, nn.Linear) else (
-            m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1])
-        total[0] += out.numel() * per_output
-
-    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    handles = [m.register_forward_hook(hook) for m in layers]
-    with torch.no_grad():
-        model.eval()(torch.zeros(1, 3, size, size, device="meta"))
-    for h in handles:
-        h.remove()
-    return total[0]
+    return sum(count_macs(model, size).values())
 
 
 @pytest.mark.parametrize("name", models.list_models())
