@@ -151,9 +151,31 @@ void bnn_s32_s32_dot_ukernel__avx2(const EpilogueParams& p, const std::int32_t* 
   detail::epilogue_s32_loop(p, pop, out);
 }
 
+// 8 channels at a time: d = K - 2 pop - corr, clamped, then y = clamp(fma(d, m, b)) (one
+// rounding, as every path); the tail (n % 8 channels) by the shared scalar loop.
 void bnn_s32_f32_minmax_ukernel__avx2(const EpilogueParams& p, const std::int32_t* pop,
                                       float* out) {
-  detail::epilogue_f32_loop(p, pop, out);
+  const __m256i k = _mm256_set1_epi32(p.k_bits);
+  const __m256i amin = _mm256_set1_epi32(p.acc_min), amax = _mm256_set1_epi32(p.acc_max);
+  const __m256 lo = _mm256_set1_ps(p.clamp_min), hi = _mm256_set1_ps(p.clamp_max);
+  const std::int64_t n = p.n, full = n / 8 * 8;
+  const std::int32_t* corr = p.correction;
+  const float *mul = p.multiplier, *bias = p.bias;
+  for (std::int64_t o = 0; o < full; o += 8) {
+    const __m256i cnt = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pop + o));
+    __m256i d = _mm256_sub_epi32(k, _mm256_add_epi32(cnt, cnt));
+    if (corr) d = _mm256_sub_epi32(d, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr + o)));
+    d = _mm256_min_epi32(_mm256_max_epi32(d, amin), amax);
+    const __m256 y = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_loadu_ps(mul + o), _mm256_loadu_ps(bias + o));
+    _mm256_storeu_ps(out + o, _mm256_min_ps(_mm256_max_ps(y, lo), hi));
+  }
+  if (full == n) return;
+  EpilogueParams tail = p;
+  tail.n = n - full;
+  tail.multiplier += full;
+  tail.bias += full;
+  if (tail.correction) tail.correction += full;
+  detail::epilogue_f32_loop(tail, pop + full, out + full);
 }
 
 // 8 channels at a time: d = K - 2 pop - corr; bit = (sign * d < threshold) via vpsignd,
