@@ -113,3 +113,30 @@ def test_bench_works_without_torch(tmp_path):
     train = subprocess.run([sys.executable, "-c", code.replace(
         f"['bench', {str(path)!r}, '--runs', '3', '--profile']", "['train']")], capture_output=True, text=True)
     assert train.returncode == cli.EXIT_USAGE and "needs PyTorch" in train.stderr
+
+
+def test_convert_f16_reports_what_the_smaller_storage_changes(capsys, tmp_path):
+    out = tmp_path / "q16.bnn"
+    assert cli.main(["convert", "quicknet_tiny", "--input-size", "28", "--num-classes", "10",
+                     "--in-channels", "1", "-o", str(out), "--float-weights", "f16"]) == 0
+    text = capsys.readouterr().out
+    assert f"wrote {out}" in text and "f16 float weights vs f32, 16 random inputs" in text
+    assert "top-1 unchanged for" in text
+
+
+def test_storage_change_is_zero_for_the_same_file_and_not_for_f16():
+    import torch
+
+    from bnnkit import models
+    from bnnkit.converter import convert, storage_change
+
+    torch.manual_seed(0)
+    model = models.create("quicknet_tiny", num_classes=10, input_size=28, in_channels=1).eval()
+    x = torch.zeros(2, 1, 28, 28)
+    f32, f16 = convert(model, x), convert(model, x, float_weights="f16")
+    same = storage_change(f32, f32, x.shape, samples=3)
+    assert same == {"max_abs_diff": 0.0, "max_rel_diff": 0.0, "top1_agreement": 1.0, "samples": 3}
+    half = storage_change(f32, f16, x.shape, samples=3)
+    assert half["max_abs_diff"] > 0 and 0.0 <= half["top1_agreement"] <= 1.0
+    with pytest.raises(ValueError, match="samples must be >= 1"):
+        storage_change(f32, f16, x.shape, samples=0)

@@ -15,9 +15,10 @@ from pathlib import Path
 from .ir import ConversionError, Graph, Op, Value
 from .passes import (bit_logic, bits_output, dce, fold_bn_into_binary, fold_bn_into_conv, fold_dprelu_shifts,
                      fuse_activation, fuse_rprelu, splat_vectors)
-from .report import size_report
+from .report import size_report, storage_change
 
-__all__ = ["ConversionError", "Graph", "Op", "PIPELINE", "Value", "convert", "convert_graph", "size_report"]
+__all__ = ["ConversionError", "Graph", "Op", "PIPELINE", "Value", "convert", "convert_graph", "size_report",
+           "storage_change"]
 
 # Order matters: logic on bits first (it removes quantize ops that bits_output would look
 # at), BN folds into binary layers before activations fuse into their clamps, and bits
