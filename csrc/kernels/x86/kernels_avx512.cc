@@ -14,6 +14,8 @@
 // much as the loop on short reductions (3x3 x 64 channels = 9 words).
 #include <immintrin.h>
 
+#include <climits>
+#include <cmath>
 #include <cstring>
 
 #include "kernels/output_transform.h"
@@ -220,46 +222,63 @@ void bnn_s32_s32_dot_ukernel__avx512(const EpilogueParams& p, const std::int32_t
   detail::epilogue_s32_loop(p, pop, out);
 }
 
-// 16 channels per step: d = K - 2 * pop (- correction), y = clamp(d * m + b); unmasked
-// loads and stores but for the tail (masked stores are slow on some cores), and the
-// parameters read once into registers (the stores could alias `p` otherwise).
+// 16 channels per step: d = K - 2 * pop (- correction), clamped to [acc_min, acc_max],
+// y = clamp(fma(d, m, b), lo, hi); unmasked loads and stores but for the tail (masked stores
+// are slow on some cores), the parameters read once into registers (the stores could alias
+// `p` otherwise), and the steps that do nothing (no correction, full-range clamps) compiled
+// out: the epilogue is a sixth of a short-reduction conv's time.
 namespace {
-template <bool kCorr>
-inline void f32_block(__m512i k, __m512i amin, __m512i amax, __m512 lo, __m512 hi,
-                      const std::int32_t* pop, const std::int32_t* corr, const float* mul,
-                      const float* bias, float* out, __mmask16 m, bool full) {
+struct F32Consts {
+  __m512i k, amin, amax;
+  __m512 lo, hi;
+};
+
+template <bool kCorr, bool kAcc, bool kOut>
+inline void f32_block(const F32Consts& c, const std::int32_t* pop, const std::int32_t* corr,
+                      const float* mul, const float* bias, float* out, __mmask16 m, bool full) {
   const __m512i cnt = full ? _mm512_loadu_si512(pop) : _mm512_maskz_loadu_epi32(m, pop);
-  __m512i d = _mm512_sub_epi32(k, _mm512_add_epi32(cnt, cnt));
+  __m512i d = _mm512_sub_epi32(c.k, _mm512_add_epi32(cnt, cnt));
   if (kCorr) d = _mm512_sub_epi32(d, full ? _mm512_loadu_si512(corr) : _mm512_maskz_loadu_epi32(m, corr));
-  d = _mm512_min_epi32(_mm512_max_epi32(d, amin), amax);
+  if (kAcc) d = _mm512_min_epi32(_mm512_max_epi32(d, c.amin), c.amax);
   const __m512 mv = full ? _mm512_loadu_ps(mul) : _mm512_maskz_loadu_ps(m, mul);
   const __m512 bv = full ? _mm512_loadu_ps(bias) : _mm512_maskz_loadu_ps(m, bias);
-  // one rounding (FMA), as every path does
-  const __m512 y = _mm512_min_ps(_mm512_max_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(d), mv, bv), lo), hi);
+  __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), mv, bv);  // one rounding, as every path
+  if (kOut) y = _mm512_min_ps(_mm512_max_ps(y, c.lo), c.hi);
   if (full) _mm512_storeu_ps(out, y);
   else _mm512_mask_storeu_ps(out, m, y);
 }
 
-template <bool kCorr>
+template <bool kCorr, bool kAcc, bool kOut>
 void f32_channels(const EpilogueParams& p, const std::int32_t* pop, float* out) {
-  const __m512i k = _mm512_set1_epi32(p.k_bits);
-  const __m512i amin = _mm512_set1_epi32(p.acc_min), amax = _mm512_set1_epi32(p.acc_max);
-  const __m512 lo = _mm512_set1_ps(p.clamp_min), hi = _mm512_set1_ps(p.clamp_max);
+  const F32Consts c{_mm512_set1_epi32(p.k_bits), _mm512_set1_epi32(p.acc_min),
+                    _mm512_set1_epi32(p.acc_max), _mm512_set1_ps(p.clamp_min),
+                    _mm512_set1_ps(p.clamp_max)};
   const std::int64_t n = p.n;
   const std::int32_t* corr = p.correction;
   const float *mul = p.multiplier, *bias = p.bias;
   std::int64_t o = 0;
   for (; o + 16 <= n; o += 16)
-    f32_block<kCorr>(k, amin, amax, lo, hi, pop + o, kCorr ? corr + o : nullptr, mul + o, bias + o, out + o, 0xFFFF, true);
+    f32_block<kCorr, kAcc, kOut>(c, pop + o, kCorr ? corr + o : nullptr, mul + o, bias + o, out + o, 0xFFFF, true);
   if (o < n)
-    f32_block<kCorr>(k, amin, amax, lo, hi, pop + o, kCorr ? corr + o : nullptr, mul + o, bias + o, out + o, mask16(n - o), false);
+    f32_block<kCorr, kAcc, kOut>(c, pop + o, kCorr ? corr + o : nullptr, mul + o, bias + o, out + o,
+                                 mask16(n - o), false);
+}
+
+using F32Channels = void(const EpilogueParams&, const std::int32_t*, float*);
+
+template <bool kCorr, bool kAcc>
+F32Channels* f32_for(bool out_clamp) {
+  return out_clamp ? f32_channels<kCorr, kAcc, true> : f32_channels<kCorr, kAcc, false>;
 }
 }  // namespace
 
 void bnn_s32_f32_minmax_ukernel__avx512(const EpilogueParams& p, const std::int32_t* pop,
                                         float* out) {
-  if (p.correction) f32_channels<true>(p, pop, out);
-  else f32_channels<false>(p, pop, out);
+  const bool acc = p.acc_min != INT32_MIN || p.acc_max != INT32_MAX;
+  const bool clamp = !(p.clamp_min == -INFINITY && p.clamp_max == INFINITY);
+  F32Channels* f = p.correction ? (acc ? f32_for<true, true>(clamp) : f32_for<true, false>(clamp))
+                                : (acc ? f32_for<false, true>(clamp) : f32_for<false, false>(clamp));
+  f(p, pop, out);
 }
 
 // 16 channels per compare: bit = (sign * d < threshold), tails by masked loads.
