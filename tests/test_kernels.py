@@ -104,18 +104,20 @@ def test_conv_geometry(k, stride, dilation, pad_value, padding):
 def test_conv_geometry_in_place(k, stride, dilation, pad_value, padding):
     # whole 64-bit words per pixel: the o8 GEMM reads interior pixels in place (one segment
     # per kernel row, zero rows for the top/bottom padding) and im2cols the borders; 40
-    # output channels leave a partial 8-channel block and a partial 32-channel tile
-    hw = (7, 8) if dilation * (k - 1) + 1 <= 7 else (10, 11)
+    # output channels leave a partial 8-channel block and a partial 32-channel tile; rows of
+    # 60 pixels keep >= 24 interior columns (kMinInPlaceRun) at stride 2
+    hw = (6, 60) if dilation * (k - 1) + 1 <= 6 else (10, 60)
     rng = np.random.default_rng(k * 1000 + stride * 100 + dilation * 10 + pad_value + 7)
     check_conv(rng, cin=128, cout=40, k=k, stride=stride, dilation=dilation, pad_value=pad_value,
                padding=padding, hw=hw, batch=2)
 
 
-@pytest.mark.parametrize("cin,cout,k,hw", [(64, 64, 3, (2, 3)), (64, 8, 5, (3, 3)), (192, 72, 3, (19, 17)),
-                                           (64, 64, 1, (9, 70)), (256, 9, 1, (1, 1))])
+@pytest.mark.parametrize("cin,cout,k,hw", [(64, 64, 3, (2, 3)), (64, 8, 5, (3, 3)), (192, 72, 3, (19, 33)),
+                                           (64, 64, 3, (3, 70)), (64, 64, 1, (9, 70)), (256, 9, 1, (1, 1))])
 def test_conv_in_place_edges(cin, cout, k, hw):
-    # images narrower than the kernel (no interior column), runs longer than a pixel chunk
-    # (70 columns), the flat 1x1 case across rows and images, and 2 threads on many chunks
+    # images narrower than the kernel (no interior column; im2col), rows just above the
+    # in-place minimum (33 columns), 3x3 runs longer than a pixel chunk (70 columns), the flat
+    # 1x1 case across rows and images, and 2 threads on many chunks
     for pad_value in (0, 1):
         check_conv(np.random.default_rng(cin + cout + k), cin=cin, cout=cout, k=k, hw=hw,
                    pad_value=pad_value, batch=3)
