@@ -27,6 +27,14 @@ def channel_vector(value: Value, out_shape: tuple) -> np.ndarray | None:
     return np.broadcast_to(vec, (out_shape[1],)).copy()
 
 
+def add_shift(add: Op | None, shape) -> np.ndarray | None:
+    """The per-channel constant c of ``add(x, c)`` (x not a constant) as a (C,) vector, or
+    None when ``add`` is not such an op."""
+    if add is None or add.op != "add" or len(add.inputs) != 2 or add.inputs[0].constant:
+        return None
+    return channel_vector(add.inputs[1], shape)
+
+
 def transform(op: Op) -> tuple[np.ndarray, np.ndarray]:
     """(multiplier, bias) of a binary op, defaults 1 and 0."""
     o = op.inputs[1].shape[0]

@@ -17,13 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph, Op
-from ._util import channel_vector, iterate
-
-
-def _shift(g: Graph, add: Op, shape) -> np.ndarray | None:
-    if add.op != "add" or len(add.inputs) != 2 or add.inputs[0].constant:
-        return None
-    return channel_vector(add.inputs[1], shape)
+from ._util import add_shift, iterate
 
 
 def rewrite(g: Graph, op: Op) -> bool:
@@ -32,13 +26,13 @@ def rewrite(g: Graph, op: Op) -> bool:
     x, bx, pos, neg, by = op.inputs
     prev = x.producer
     if not np.any(bx.data) and prev is not None and g.only_consumer(x) is op:
-        c = _shift(g, prev, x.shape)
+        c = add_shift(prev, x.shape)
         if c is not None:
             op.inputs = [prev.inputs[0], g.const(f"{op.output.name}_shift_x", -c), pos, neg, by]
             return True
     nxt = g.only_consumer(op.output)
     if not np.any(by.data) and nxt is not None and nxt.inputs[0] is op.output:
-        c = _shift(g, nxt, op.output.shape)
+        c = add_shift(nxt, op.output.shape)
         if c is not None:
             op.inputs = [op.inputs[0], op.inputs[1], pos, neg, g.const(f"{op.output.name}_shift_y", -c)]
             g.replace_uses(nxt.output, op.output)

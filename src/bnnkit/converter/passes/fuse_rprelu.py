@@ -14,14 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph, Op
-from ._util import channel_vector, iterate
-
-
-def _shift(add: Op | None, shape) -> np.ndarray | None:
-    """The per-channel constant c of ``add(x, c)`` (x not constant), else None."""
-    if add is None or add.op != "add" or len(add.inputs) != 2 or add.inputs[0].constant:
-        return None
-    return channel_vector(add.inputs[1], shape)
+from ._util import add_shift, iterate
 
 
 def _slope(slope, channels: int) -> np.ndarray | None:
@@ -37,9 +30,9 @@ def rewrite(g: Graph, op: Op) -> bool:
     x, slope = op.inputs
     beta = _slope(slope, op.output.shape[1])
     prev = x.producer
-    c = _shift(prev, x.shape) if prev is not None and g.only_consumer(x) is op else None
+    c = add_shift(prev, x.shape) if prev is not None and g.only_consumer(x) is op else None
     nxt = g.only_consumer(op.output)
-    d = _shift(nxt, op.output.shape) if nxt is not None and nxt.inputs[0] is op.output else None
+    d = add_shift(nxt, op.output.shape) if nxt is not None and nxt.inputs[0] is op.output else None
     if beta is None or (c is None and d is None):
         return False
     zeros = np.zeros(op.output.shape[1], np.float32)
