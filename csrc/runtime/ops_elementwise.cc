@@ -189,11 +189,11 @@ class DynamicFakeQuant : public OpImpl {
         partial_[static_cast<std::size_t>(k)] = range(x_->f() + i0, i1 - i0);
       }
     }, x_->numel);
+    scale_.resize(static_cast<std::size_t>(groups_));
     for (std::int64_t g = 0; g < groups_; ++g) {
       float m = signed_ ? 0.0f : -std::numeric_limits<float>::infinity();
       for (std::int64_t k = g * per; k < (g + 1) * per; ++k) m = combine(m, partial_[static_cast<std::size_t>(k)]);
       if (!signed_ && m < 0.0f) m = 0.0f;  // clamp_min(0); NaN stays NaN
-      scale_.resize(static_cast<std::size_t>(groups_));
       scale_[static_cast<std::size_t>(g)] = m / qmax_;
     }
     parallel(ctx, (x_->numel + 4095) / 4096, [&](std::int64_t b, std::int64_t e) {

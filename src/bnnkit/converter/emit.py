@@ -11,6 +11,8 @@ stored as they are: they are exact.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from bnnkit import format as fmt
@@ -31,8 +33,9 @@ def _record(v: Value, dtype: str | None = None) -> dict:
 
 
 def _content_key(rec: dict) -> tuple:
+    """dtype, shape and a digest of the values (a digest, not a copy of every weight)."""
     data = np.ascontiguousarray(rec["data"])
-    return rec["dtype"], rec["shape"], str(data.dtype), data.tobytes()
+    return rec["dtype"], rec["shape"], str(data.dtype), hashlib.blake2b(data.tobytes(), digest_size=16).digest()
 
 
 def to_model_file(g: Graph, *, metadata: dict | None = None, float_weights: str = "f32") -> fmt.ModelFile:
@@ -45,7 +48,7 @@ def to_model_file(g: Graph, *, metadata: dict | None = None, float_weights: str 
         if id(v) not in index:
             rec = _record(v, dtype)
             key = _content_key(rec) if v.constant else None
-            if key is not None and key in same:
+            if key is not None and key in same and np.array_equal(tensors[same[key]]["data"], rec["data"]):
                 index[id(v)] = same[key]
             else:
                 index[id(v)] = len(tensors)
