@@ -24,6 +24,7 @@ def test_two_process_ddp_run(tmp_path):
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     # 512 samples / 2 ranks / 32 per step = 8 steps per epoch on each rank.
     assert r0["steps"] == r1["steps"] == 16
+    assert r0["ddp_left"] == r1["ddp_left"] == 0
     assert r0["test_acc"] == r1["test_acc"]  # evaluated on shards, reduced over ranks
     for key, value in r0["state"].items():
         assert torch.equal(value, r1["state"][key]), key

@@ -118,6 +118,7 @@ _TRAIN_HELP = {
     "bf16": "bf16 autocast (auto: where the CPU/GPU has native bf16)",
     "compile": "torch.compile the model",
     "num_threads": "torch intra-op threads",
+    "tune_malloc": "CPU: keep freed memory in the heap between steps (fewer page faults)",
     "out_dir": "folder for checkpoints, metrics.csv/json, curves.png (default: write nothing)",
     "resume": "continue exactly from OUT_DIR/last.pt",
     "save_every_steps": "also checkpoint every N steps (0: at epoch ends only)",

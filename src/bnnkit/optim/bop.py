@@ -184,29 +184,52 @@ class Bop(Optimizer):
                 loss = closure()
         plans = [self._plan_group(i, group) for i, group in enumerate(self.param_groups)]
         for group, (gamma, threshold, params) in zip(self.param_groups, plans):
+            binary = [p for p in params if "momentum" in self.state[p]]
             for param in params:
-                self._update(param, gamma, threshold)
+                if "momentum" not in self.state[param]:
+                    self._first_update(param, gamma, threshold)
+            if binary:
+                self._update_binary(binary, gamma, threshold)
             group["step"] += 1
         return loss
 
     def _plan_group(self, group_index: int, group: dict):
-        """Resolve a group's hyper-parameters and check its parameters (writes nothing)."""
+        """Resolve a group's hyper-parameters and check its parameters (writes nothing).
+
+        The checks are quick reductions with one host sync for the whole group; only when
+        one fails are the tensors checked exactly, one by one, to name the culprit.
+        """
         gamma = _resolve("gamma", group["gamma"], group["step"])
         threshold = _resolve("threshold", group["threshold"], group["step"])
-        params = []
-        for index, param in enumerate(group["params"]):
-            if param.grad is None:
-                continue
-            name = _param_name(group, index, group_index, param)
-            self._check_param(param, name)
-            params.append(param)
+        indexed = [(i, p) for i, p in enumerate(group["params"]) if p.grad is not None]
+        for index, param in indexed:
+            if param.grad.is_sparse:
+                name = _param_name(group, index, group_index, param)
+                raise RuntimeError(f"Bop does not support sparse gradients (parameter {name})")
+        if not indexed:
+            return gamma, threshold, []
+        params = [p for _, p in indexed]
+        # Quick tests, exact where they pass: a sum is finite only if every element is
+        # (a sum of finite values that overflows only sends us to the exact checks), and
+        # |w| == 1 everywhere <=> min |w| == max |w| == 1 (NaN compares unequal).
+        sums = [p.grad.sum() for p in params]
+        extremes = []
+        for p in params:
+            if "momentum" in self.state.get(p, {}):
+                lo, hi = torch.aminmax(p.abs())
+                extremes += [lo - 1, hi - 1]
+            else:
+                sums.append(p.sum())
+        ok = bool(torch.isfinite(torch.stack(sums)).all()
+                  and (not extremes or not torch.stack(extremes).any()))
+        if not ok:
+            for index, param in indexed:
+                self._check_param(param, _param_name(group, index, group_index, param))
         return gamma, threshold, params
 
     def _check_param(self, param: torch.Tensor, name: str) -> None:
-        grad = param.grad
-        if grad.is_sparse:
-            raise RuntimeError(f"Bop does not support sparse gradients (parameter {name})")
-        if not torch.isfinite(grad).all():
+        """The per-tensor form of the checks in :meth:`_plan_group` (raises on failure)."""
+        if not torch.isfinite(param.grad).all():
             raise FloatingPointError(
                 f"Bop: the gradient of parameter {name} contains NaN or inf; "
                 "no weight was changed (fix the loss or skip this step)"
@@ -223,13 +246,32 @@ class Bop(Optimizer):
                 "another optimizer, user code?). Bop only optimizes binary weights."
             )
 
-    def _update(self, param: torch.Tensor, gamma: float, threshold: float) -> None:
-        state = self.state[param]
-        if "momentum" not in state:
-            state["momentum"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        m = state["momentum"]
+    def _first_update(self, param: torch.Tensor, gamma: float, threshold: float) -> None:
+        """A parameter's first update: it may hold real values, which it binarizes."""
+        m = torch.zeros_like(param, memory_format=torch.preserve_format)
+        self.state[param]["momentum"] = m
         m.add_(param.grad.to(m.dtype) - m, alpha=gamma)
         param.copy_(_binary_sign(-torch.sign(param * m - threshold) * param))
+
+    def _update_binary(self, params: list[torch.Tensor], gamma: float, threshold: float) -> None:
+        """The update of already binary (+-1) weights, batched over the list.
+
+        The same arithmetic as :meth:`_first_update`; with w = +-1 the product
+        x = sign(w * m - threshold) * w lies in {-1, 0, 1}, and sign(-x) with
+        sign(0) = +1 is 1 - 2 * max(x, 0).
+        """
+        ms = [self.state[p]["momentum"] for p in params]
+        grads = [p.grad if p.grad.dtype == m.dtype else p.grad.to(m.dtype)
+                 for p, m in zip(params, ms)]
+        torch._foreach_add_(ms, torch._foreach_sub(grads, ms), alpha=gamma)
+        x = torch._foreach_mul(params, ms)
+        torch._foreach_sub_(x, threshold)
+        torch._foreach_sign_(x)
+        torch._foreach_mul_(x, params)
+        torch._foreach_clamp_min_(x, 0.0)
+        torch._foreach_mul_(x, -2.0)
+        torch._foreach_add_(x, 1.0)
+        torch._foreach_copy_(params, x)
 
     # -- checkpoints ---------------------------------------------------------------
 

@@ -14,11 +14,13 @@ from torch import Tensor, nn
 
 from ._base import (
     Quantizer,
+    all_finite_cpu,
     channel_view,
     check_float_tensor,
     check_positive,
-    clip_mask,
     define_op,
+    hard_mask,
+    masked_grad,
     register_alias,
     sign,
     tag,
@@ -28,7 +30,7 @@ from ._base import (
 
 
 def _ste_sign_grad(dy: Tensor, x: Tensor, clip_value: float | None) -> Tensor:
-    return dy * clip_mask(x, clip_value)
+    return masked_grad(dy, x, clip_value)
 
 
 _ste_sign_op = define_op(
@@ -74,6 +76,8 @@ class SteSign(Quantizer):
 
 def _approx_sign_grad(dy: Tensor, x: Tensor) -> Tensor:
     ax = x.abs()
+    if dy.dtype == x.dtype and all_finite_cpu(dy, x):  # same values, without torch.where
+        return hard_mask(dy * (2.0 - 2.0 * ax), x, 1.0)
     return dy * torch.where(ax <= 1.0, 2.0 - 2.0 * ax, torch.zeros_like(x))
 
 
@@ -160,6 +164,8 @@ class SwishSign(Quantizer):
 
 
 def _heaviside(x: Tensor, clip_value: float | None) -> Tensor:
+    if all_finite_cpu(x):  # sign(x) in {-1, 0, 1} (-0.0 -> 0), without bool masks
+        return torch.sign(x).clamp_min_(0.0)
     h = (x > 0).to(x.dtype)
     return torch.where(torch.isnan(x), x, h)
 
@@ -220,7 +226,7 @@ def _mas_forward(x: Tensor, clip_value: float | None) -> Tensor:
 
 
 def _mas_grad(dy: Tensor, x: Tensor, clip_value: float | None) -> Tensor:
-    return dy * magnitude_scale(x) * clip_mask(x, clip_value)
+    return masked_grad(dy * magnitude_scale(x), x, clip_value)
 
 
 _mas_op = define_op(
@@ -341,7 +347,7 @@ def _clipped_sign_forward(x: Tensor, bound: float, half_scale: bool) -> Tensor:
 
 
 def _clipped_sign_grad(dy: Tensor, x: Tensor, bound: float, half_scale: bool) -> Tensor:
-    return dy * clip_mask(x, bound)
+    return masked_grad(dy, x, bound)
 
 
 _clipped_sign_op = define_op(

@@ -17,8 +17,8 @@ from ._base import (
     check_float_tensor,
     check_int,
     check_positive,
-    clip_mask,
     define_op,
+    masked_grad,
     register_alias,
     tag,
 )
@@ -42,7 +42,7 @@ def _tern_forward(x: Tensor, threshold_value: float, twn: bool, clip_value) -> T
 
 
 def _tern_grad(dy: Tensor, x: Tensor, threshold_value, twn, clip_value) -> Tensor:
-    return dy * clip_mask(x, clip_value)
+    return masked_grad(dy, x, clip_value)
 
 
 _ste_tern_op = define_op(
@@ -246,7 +246,7 @@ def _symmetric_forward(x: Tensor, bits: int, per_channel: bool, bound) -> Tensor
 
 
 def _symmetric_grad(dy: Tensor, x: Tensor, bits: int, per_channel: bool, bound) -> Tensor:
-    return dy * clip_mask(x, bound)
+    return masked_grad(dy, x, bound)
 
 
 _symmetric_op = define_op(

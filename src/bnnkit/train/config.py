@@ -46,7 +46,9 @@ class TrainConfig:
     Speed and runtime
         ``device`` (``"auto"``: CUDA if present), ``channels_last``, ``bf16``
         (``"off"``/``"on"``/``"auto"`` = on when the device has native bf16), ``compile``
-        (``torch.compile`` the model), ``num_threads`` (torch intra-op threads).
+        (``torch.compile`` the model), ``num_threads`` (torch intra-op threads),
+        ``tune_malloc`` (CPU runs: keep freed memory in glibc's heap instead of returning it
+        to the system after every step; see ``bnnkit.train.perf``).
     Outputs
         ``out_dir`` (None: write nothing), ``resume`` (continue from
         ``out_dir/last.pt``), ``save_every_steps`` (0: save at epoch ends only),
@@ -94,6 +96,7 @@ class TrainConfig:
     bf16: str = "off"
     compile: bool = False
     num_threads: int | None = None
+    tune_malloc: bool = True
     out_dir: str | None = None
     resume: bool = False
     save_every_steps: int = 0

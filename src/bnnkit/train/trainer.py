@@ -15,6 +15,7 @@ resuming gives bit-identical weights to an uninterrupted run (same device and th
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import random
@@ -31,7 +32,7 @@ from torch import nn
 from .. import data as bdata
 from . import checkpoint as ckpt_mod
 from . import distributed as dist_mod
-from . import schedules, twostep
+from . import perf, schedules, twostep
 from .config import TrainConfig
 from .distill import ClassificationLoss
 from .progress import MetricsWriter, Progress
@@ -276,6 +277,8 @@ class _Run:
         self.bf16 = use_bf16(config.bf16, self.device)
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
+        if config.tune_malloc and self.device.type == "cpu":
+            perf.tune_malloc()
         seed_everything(config.seed)
         self._load_data()
         self.model = build_model(config, self.train_ds).to(self.device)
@@ -499,6 +502,18 @@ class _Run:
         self.stripped = []
         dist_mod.broadcast_buffers(self.model, self.info)
 
+    def release(self) -> None:
+        """Drop the DDP wrapper (its reducer holds the process group and autograd hooks).
+
+        A ``_Run`` sits in reference cycles, so without this the wrapper lives until the
+        cyclic collector runs, possibly only at interpreter shutdown, after the process
+        group is gone: gloo then aborted the process now and then ("terminate called
+        without an active exception", seen in CI). Destroy it while everything is alive.
+        """
+        self.forward = self.model
+        if self.info.enabled:
+            gc.collect()
+
 
 def train(config: TrainConfig | dict | None = None, **overrides) -> TrainResult:
     """Train per ``config`` (a :class:`TrainConfig`, a dict of its fields, or keywords).
@@ -524,6 +539,7 @@ def train(config: TrainConfig | dict | None = None, **overrides) -> TrainResult:
         elapsed = time.perf_counter() - start
     finally:
         writer.close()
+        run.release()
         dist_mod.cleanup(run.info)
     last = run.history[-1] if run.history else {}
     return TrainResult(model=run.model, history=run.history, test_acc=last.get("test_acc"),
