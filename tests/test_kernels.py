@@ -150,6 +150,33 @@ def test_accumulator_clamp_is_fused(acc_clamp, cin, pad_value):
             assert np.array_equal(raw, d), path  # int32 output is the unclamped dot product
 
 
+@pytest.mark.parametrize("cout", [8, 40, 64, 100])
+@pytest.mark.parametrize("pad_value", [0, 1])
+@pytest.mark.parametrize("acc_clamp,clamp", [((None, None), (None, None)), ((0, None), (-1.0, 1.5)),
+                                             ((-7, 5), (None, 2.0))])
+def test_fused_epilogue_gives_the_epilogue_kernels_bits(cout, pad_value, acc_clamp, clamp):
+    # Rows of 60 pixels are read in place and the AVX-512 GEMM applies the output transform
+    # itself (O8Fused), with the zero-padding correction of the top/bottom rows; floats must
+    # be the same bits as every other path's epilogue (all round d * m + b once), bits exact.
+    rng = np.random.default_rng(cout * 10 + pad_value)
+    x, w = _signs(rng, (2, 5, 60, 64)), _signs(rng, (cout, 3, 3, 64))
+    px, pw = bits.pack_bits(x), bits.pack_bits(w)
+    d = oracle_conv(x, w, stride=1, dilation=1, groups=1, padding="same", pad_value=pad_value)
+    a = np.clip(d, -(2**31) if acc_clamp[0] is None else acc_clamp[0],
+                2**31 - 1 if acc_clamp[1] is None else acc_clamp[1])
+    m, b = transforms(rng, cout)
+    lo, hi = (-np.inf if clamp[0] is None else clamp[0]), (np.inf if clamp[1] is None else clamp[1])
+    args = dict(padding="same", pad_value=pad_value, multiplier=m, bias=b, clamp=clamp,
+                acc_clamp=acc_clamp)
+    floats = {path: K.bconv2d(px, pw, 64, output="float", path=path, num_threads=2, **args)
+              for path in PATHS}
+    for path, y in floats.items():
+        assert np.array_equal(y, floats["reference"]), path
+        got = K.bconv2d(px, pw, 64, output="bits", path=path, num_threads=2, **args)
+        assert np.array_equal(got, expected_bits(a, m, b, lo, hi)), path
+    np.testing.assert_allclose(floats["reference"], expected_float(a, m, b, lo, hi), rtol=1e-6, atol=1e-5)
+
+
 def test_accumulator_clamp_rejects_an_empty_range():
     pw = bits.pack_bits(np.ones((4, 1, 1, 8), np.float32))
     with pytest.raises(ValueError, match="acc_clamp needs lo <= hi"):

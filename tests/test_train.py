@@ -297,3 +297,26 @@ def test_fashion_mnist_slice_learns():
     result = train(cfg(model=tiny(10, (16, 32)), dataset="fashion_mnist", train_subset=2048,
                        test_subset=1000, epochs=2, optimizer="adam", lr=5e-3))
     assert result.history[-1]["train_acc"] > 0.45 and result.test_acc > 0.3  # chance: 0.1
+
+
+def test_tune_malloc_is_applied_once_and_only_when_configured(monkeypatch):
+    import platform
+
+    from bnnkit.train import perf
+
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert perf.tune_malloc() is glibc and perf.tune_malloc() is glibc  # idempotent
+    calls = []
+    monkeypatch.setattr(perf, "tune_malloc", lambda: calls.append(1) or True)
+    train(cfg(max_steps=1, tune_malloc=False))
+    assert calls == []
+    train(cfg(max_steps=1))
+    assert calls == [1]
+
+
+def test_adam_is_fused_where_torch_has_it():
+    from bnnkit.train.trainer import build_optimizer
+
+    opt = build_optimizer(tiny(), "bop+adam", TrainConfig(model=tiny()))
+    adam = [o for o in opt.optimizers if isinstance(o, torch.optim.Adam)][0]
+    assert all(g["fused"] for g in adam.param_groups)

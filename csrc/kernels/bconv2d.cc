@@ -10,6 +10,8 @@
 // packed by 8 output channels per group for the bgemm_o8 kernels). The bgemm
 // micro-kernel then computes popcount(a XOR w) for chunk pixels x output channels
 // (channel blocks sized to stay in L1), and the epilogue applies output_transform.h.
+// When whole 64-bit words make up a pixel, the o8 kernels read interior pixels in place
+// and apply the transform themselves (see gemm_in_place); chunks are then whole rows.
 // Pixels are split into near-equal chunks (a multiple of the thread count, several per
 // thread) that the pool's threads claim in turn; small convs run on one thread. A pixel's
 // result does not depend on its chunk or thread, so outputs are identical for any count.
@@ -20,6 +22,7 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bnnkit/kernels.h"
@@ -234,9 +237,15 @@ struct BConv2D::Impl {
   void gemm_group(const Bgemm& gemm, std::int64_t g, std::int64_t m, const std::uint64_t* a,
                   std::int32_t* pop) const;
   void gemm_o8(const Bgemm& gemm, std::int64_t g, std::int64_t m, std::int64_t segments,
-               const std::uint64_t* const* a, std::int64_t a_stride, std::int32_t* pop) const;
-  void gemm_in_place(const Bgemm& gemm, const word_t* input, std::int64_t p0, std::int64_t p1,
-                     std::vector<std::uint64_t>& a, std::int32_t* pop) const;
+               const std::uint64_t* const* a, std::int64_t a_stride, std::int32_t* pop,
+               const O8Fused* fused = nullptr) const;
+  EpilogueParams epilogue_params() const;
+  const std::int32_t* correction_of(std::int64_t q) const;
+  void epilogue(const KernelTable& kt, EpilogueParams p, const std::int32_t* pop, void* output,
+                std::int64_t q0, std::int64_t q1) const;
+  void gemm_in_place(const KernelTable& kt, const Bgemm& gemm, const word_t* input, void* output,
+                     std::int64_t p0, std::int64_t p1, std::vector<std::uint64_t>& a,
+                     std::int32_t* pop) const;
   void run_chunk(const KernelTable& kt, const Bgemm& gemm, const word_t* input, void* output,
                  std::int64_t p0, std::int64_t p1, std::vector<std::uint64_t>& a,
                  std::vector<std::int32_t>& pop) const;
@@ -269,7 +278,7 @@ void BConv2D::Impl::prepare_in_place() {
     in_place = false;
     return;
   }
-  zeros.assign((kMaxChunk - 1) * s.stride_w * in64 + s.kernel_w * in64, 0);
+  zeros.assign((ow - 1) * s.stride_w * in64 + s.kernel_w * in64, 0);  // a run is at most a row
 }
 
 void BConv2D::Impl::prepare_transform() {
@@ -420,15 +429,22 @@ char* BConv2D::Impl::gather_group_words(char* dst, const word_t* x, std::int64_t
 }
 
 // Popcounts of m pixels (rows of pop) against group g's channels with an o8 kernel, in
-// channel blocks whose weights stay in L1 (32 KiB, multiples of the 32-channel tile).
+// channel blocks whose weights stay in L1 (32 KiB, multiples of the 32-channel tile); with
+// `fused`, the outputs of those pixels instead (fused->channel0 = g * og).
 void BConv2D::Impl::gemm_o8(const Bgemm& gemm, std::int64_t g, std::int64_t m,
                             std::int64_t segments, const std::uint64_t* const* a,
-                            std::int64_t a_stride, std::int32_t* pop) const {
+                            std::int64_t a_stride, std::int32_t* pop, const O8Fused* fused) const {
   const std::int64_t block = std::max<std::int64_t>(32, (32768 / (k64 * 8)) / 32 * 32);
   const std::uint64_t* wg8 = w_o8.data() + g * o8_blocks * k64 * 8;
-  for (std::int64_t j = 0; j < og; j += block)
+  for (std::int64_t j = 0; j < og; j += block) {
+    O8Fused fj;
+    if (fused != nullptr) {
+      fj = *fused;
+      fj.channel0 += j;
+    }
     gemm.o8(m, std::min(block, og - j), k64, segments, a, a_stride, wg8 + (j / 8) * k64 * 8,
-            pop + g * og + j, s.out_channels);
+            fused ? nullptr : pop + g * og + j, s.out_channels, fused ? &fj : nullptr);
+  }
 }
 
 // Popcounts of m im2col rows against group g's channels (rows kernels: channel blocks of
@@ -452,13 +468,25 @@ void BConv2D::Impl::gemm_group(const Bgemm& gemm, std::int64_t g, std::int64_t m
 // such pixels is one GEMM call with one segment per kernel row, reading the input where it
 // lies (a kernel row in the top/bottom padding reads zero words: +1 values, corrected like
 // im2col's when pad_value = 0). The other pixels (left/right borders) go through im2col.
-void BConv2D::Impl::gemm_in_place(const Bgemm& gemm, const word_t* input, std::int64_t p0,
-                                  std::int64_t p1, std::vector<std::uint64_t>& a,
-                                  std::int32_t* pop) const {
+// A run's pixels share one correction class (one output row, every tap inside in x), so
+// for float and bit output the kernel applies the output transform itself (O8Fused) and
+// no popcounts go through memory. The border pixels of the chunk are gathered into one
+// GEMM call (full tiles rather than one latency-bound pixel per call), then take the
+// epilogue kernels. Popcount rows of `pop` are used in that order: inside runs (int32
+// output) at their offset from p0, border pixels from the start.
+void BConv2D::Impl::gemm_in_place(const KernelTable& kt, const Bgemm& gemm, const word_t* input,
+                                  void* output, std::int64_t p0, std::int64_t p1,
+                                  std::vector<std::uint64_t>& a, std::int32_t* pop) const {
   const auto* x64 = reinterpret_cast<const std::uint64_t*>(input);
   const std::int64_t step = s.stride_w * in64, n = s.out_channels;
+  const bool fuse = t.kind != OutputKind::kInt32;
+  const std::int64_t out_stride = t.kind == OutputKind::kBits ? words_for(n) : n;
+  const EpilogueParams params = epilogue_params();
   thread_local std::vector<const std::uint64_t*> segs;
+  thread_local std::vector<std::pair<std::int64_t, std::int64_t>> borders;
   segs.resize(s.kernel_h);
+  borders.clear();
+  std::int64_t border_pixels = 0;
   for (std::int64_t q = p0; q < p1;) {
     const std::int64_t ox = q % ow, row = q / ow, oy = row % oh, nb = row / oh;
     const bool inside = flat || (ox >= ox_lo && ox < ox_hi);
@@ -474,31 +502,39 @@ void BConv2D::Impl::gemm_in_place(const Bgemm& gemm, const word_t* input, std::i
                                           : x64 + ((nb * s.in_h + iy) * s.in_w + ix0) * in64;
       }
     }
-    if (inside) {
-      gemm_o8(gemm, 0, end - q, s.kernel_h, segs.data(), step, pop + (q - p0) * n);
-    } else {
-      im2col(input, q, end, 0, a.data());
-      gemm_group(gemm, 0, end - q, a.data(), pop + (q - p0) * n);
+    if (inside && fuse) {
+      EpilogueParams p = params;
+      p.correction = correction_of(q);
+      O8Fused f;
+      f.p = &p;
+      f.kind = t.kind;
+      f.out = t.kind == OutputKind::kBits
+                  ? static_cast<void*>(static_cast<word_t*>(output) + q * out_stride)
+                  : static_cast<void*>(static_cast<float*>(output) + q * out_stride);
+      f.out_stride = out_stride;
+      gemm_o8(gemm, 0, end - q, s.kernel_h, segs.data(), step, nullptr, &f);
+    } else if (inside) {
+      std::int32_t* counts = pop + (q - p0) * n;
+      gemm_o8(gemm, 0, end - q, s.kernel_h, segs.data(), step, counts);
+      epilogue(kt, params, counts, output, q, end);
+    } else {  // border pixels: gathered for one GEMM call below
+      borders.push_back({q, end});
+      im2col(input, q, end, 0, a.data() + border_pixels * k64);
+      border_pixels += end - q;
     }
     q = end;
   }
+  if (border_pixels == 0) return;
+  gemm_group(gemm, 0, border_pixels, a.data(), pop);
+  for (const auto& run : borders) {
+    epilogue(kt, params, pop, output, run.first, run.second);
+    pop += (run.second - run.first) * n;
+  }
 }
 
-// Output pixels [p0, p1): im2col per group (or in place), popcount GEMM, epilogue.
-void BConv2D::Impl::run_chunk(const KernelTable& kt, const Bgemm& gemm, const word_t* input,
-                              void* output, std::int64_t p0, std::int64_t p1,
-                              std::vector<std::uint64_t>& a, std::vector<std::int32_t>& pop) const {
-  const std::int64_t m = p1 - p0, n = s.out_channels;
-  if (gemm.o8 != nullptr && in_place) {
-    gemm_in_place(gemm, input, p0, p1, a, pop.data());
-  } else {
-    for (std::int64_t g = 0; g < s.groups; ++g) {
-      im2col(input, p0, p1, g, a.data());
-      gemm_group(gemm, g, m, a.data(), pop.data());
-    }
-  }
+EpilogueParams BConv2D::Impl::epilogue_params() const {
   EpilogueParams p;
-  p.n = n;
+  p.n = s.out_channels;
   p.k_bits = k_bits;
   p.multiplier = multiplier.data();
   p.bias = bias.data();
@@ -508,18 +544,42 @@ void BConv2D::Impl::run_chunk(const KernelTable& kt, const Bgemm& gemm, const wo
   p.acc_max = t.acc_max;
   p.sign = sign.data();
   p.threshold = threshold.data();
-  for (std::int64_t i = 0; i < m; ++i) {
-    const std::int64_t q = p0 + i;
-    p.correction = nullptr;
-    if (!correction.empty()) {
-      const std::int64_t c = row_class[(q / ow) % oh] * num_col_classes + col_class[q % ow];
-      if (class_has_correction[c]) p.correction = correction.data() + c * n;
-    }
-    const std::int32_t* counts = pop.data() + i * n;
+  return p;
+}
+
+// The zero-padding correction of output pixel q (n values), or null when it has none.
+const std::int32_t* BConv2D::Impl::correction_of(std::int64_t q) const {
+  if (correction.empty()) return nullptr;
+  const std::int64_t c = row_class[(q / ow) % oh] * num_col_classes + col_class[q % ow];
+  return class_has_correction[c] ? correction.data() + c * s.out_channels : nullptr;
+}
+
+// The epilogue kernel of output pixels [q0, q1), whose popcounts are rows of `pop`.
+void BConv2D::Impl::epilogue(const KernelTable& kt, EpilogueParams p, const std::int32_t* pop,
+                             void* output, std::int64_t q0, std::int64_t q1) const {
+  const std::int64_t n = s.out_channels;
+  for (std::int64_t q = q0; q < q1; ++q) {
+    p.correction = correction_of(q);
+    const std::int32_t* counts = pop + (q - q0) * n;
     if (t.kind == OutputKind::kFloat) kt.epilogue_f32(p, counts, static_cast<float*>(output) + q * n);
     else if (t.kind == OutputKind::kBits) kt.epilogue_b1(p, counts, static_cast<word_t*>(output) + q * words_for(n));
     else kt.epilogue_s32(p, counts, static_cast<std::int32_t*>(output) + q * n);
   }
+}
+
+// Output pixels [p0, p1): im2col per group (or in place), popcount GEMM, epilogue.
+void BConv2D::Impl::run_chunk(const KernelTable& kt, const Bgemm& gemm, const word_t* input,
+                              void* output, std::int64_t p0, std::int64_t p1,
+                              std::vector<std::uint64_t>& a, std::vector<std::int32_t>& pop) const {
+  if (gemm.o8 != nullptr && in_place) {
+    gemm_in_place(kt, gemm, input, output, p0, p1, a, pop.data());
+    return;
+  }
+  for (std::int64_t g = 0; g < s.groups; ++g) {
+    im2col(input, p0, p1, g, a.data());
+    gemm_group(gemm, g, p1 - p0, a.data(), pop.data());
+  }
+  epilogue(kt, epilogue_params(), pop.data(), output, p0, p1);
 }
 
 BConv2D::BConv2D(const BConv2DShape& shape, const word_t* weights, const OutputTransform& t)
@@ -577,9 +637,14 @@ void BConv2D::run(const word_t* input, void* output, ThreadPool* pool, KernelPat
   const Bgemm gemm = gemm_variant ? find_bgemm_variant(kt.path, gemm_variant) : kt.bgemm;
   const std::int64_t pixels = im.s.batch * im.oh * im.ow;
   const std::int64_t threads = parallel_threads(pool, pixels * im.s.out_channels * im.k64);
-  const std::int64_t chunks = pixel_chunks(pixels, threads);
-  const std::int64_t max_chunk = (pixels + chunks - 1) / chunks;
-  const auto body = [&](std::int64_t p0, std::int64_t p1) {
+  // Read in place, chunks are whole output rows: a row's interior is one GEMM call of full
+  // tiles, not two pieces cut at a chunk edge, and its borders share one call.
+  const std::int64_t unit = gemm.o8 != nullptr && im.in_place && !im.flat ? im.ow : 1;
+  const std::int64_t units = pixels / unit;
+  const std::int64_t chunks = std::min(pixel_chunks(pixels, threads), units);
+  const std::int64_t max_chunk = (units + chunks - 1) / chunks * unit;
+  const auto body = [&](std::int64_t u0, std::int64_t u1) {
+    const std::int64_t p0 = u0 * unit, p1 = u1 * unit;
     thread_local std::vector<std::uint64_t> a;
     thread_local std::vector<std::int32_t> pop;
     if (static_cast<std::int64_t>(a.size()) < max_chunk * im.k64) a.resize(max_chunk * im.k64);
@@ -587,8 +652,8 @@ void BConv2D::run(const word_t* input, void* output, ThreadPool* pool, KernelPat
       pop.resize(max_chunk * im.s.out_channels);
     im.run_chunk(kt, gemm, input, output, p0, p1, a, pop);
   };
-  if (threads > 1) pool->parallel_for(pixels, body, chunks);
-  else for (std::int64_t c = 0; c < chunks; ++c) body(pixels * c / chunks, pixels * (c + 1) / chunks);
+  if (threads > 1) pool->parallel_for(units, body, chunks);
+  else for (std::int64_t c = 0; c < chunks; ++c) body(units * c / chunks, units * (c + 1) / chunks);
 }
 
 }  // namespace bnnkit

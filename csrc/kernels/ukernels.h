@@ -27,6 +27,20 @@ struct EpilogueParams {
   const std::int32_t* threshold = nullptr;   // n values: bit = (sign * d < threshold)
 };
 
+// The output transform fused into a bgemm_o8 call (float or bit output; rules (1)-(3) of
+// output_transform.h, the same bits as the epilogue kernels): the call's channel j is
+// channel channel0 + j of the layer, whose per-channel arrays are those of `p`;
+// p.correction (per channel, or null) applies to every pixel of the call alike. Pixel i's
+// outputs are written at out + i * out_stride (floats, or words with bit i%32 of word
+// i/32 for channel i); bit output needs channel0 % 32 == 0.
+struct O8Fused {
+  const EpilogueParams* p = nullptr;
+  OutputKind kind = OutputKind::kFloat;
+  void* out = nullptr;
+  std::int64_t out_stride = 0;
+  std::int64_t channel0 = 0;
+};
+
 namespace ukernel {
 using pack_f32 = void(const float* x, std::int64_t rows, std::int64_t channels,
                           word_t* out);
@@ -48,9 +62,12 @@ using bgemm = void(std::int64_t m, std::int64_t n, std::int64_t k64,
 // rows of `a` come in `segments` equal parts of L = k64 / segments words, each read from
 // its own base, so a conv can read pixels in place (one part per kernel row):
 //   c[i * c_stride + j] = sum_{s, k < L} popcount(a[s][i * a_stride + k] ^ w_j[s * L + k])
+// With `fused` set, the kernel applies the output transform itself and writes outputs
+// instead of popcounts (see O8Fused; `c` is not used then).
 using bgemm_o8 = void(std::int64_t m, std::int64_t n, std::int64_t k64, std::int64_t segments,
                           const std::uint64_t* const* a, std::int64_t a_stride,
-                          const std::uint64_t* w, std::int32_t* c, std::int64_t c_stride);
+                          const std::uint64_t* w, std::int32_t* c, std::int64_t c_stride,
+                          const O8Fused* fused);
 // out: n int32 (s32), n floats (f32) or words_for(n) words (b1).
 using epilogue_s32 = void(const EpilogueParams& p, const std::int32_t* popcounts,
                               std::int32_t* out);

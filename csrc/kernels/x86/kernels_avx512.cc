@@ -75,12 +75,100 @@ void rows(std::int64_t n, std::int64_t k64, const std::uint64_t* a, std::int64_t
 constexpr int kMR = 6;  // pixels per tile
 constexpr int kNR = 4;  // 8-channel blocks per tile
 
+// The output transform applied in the tile (O8Fused): per 16 channels, the two 8-lane
+// accumulators become one vector of 16 int32 counts (one permute; counts < 2^31), then the
+// epilogue's steps in the epilogue's order, so the results are the same bits.
+struct Fused {
+  const EpilogueParams* p;
+  OutputKind kind;
+  char* out;
+  std::int64_t stride_bytes;  // per pixel
+  std::int64_t channel0;
+  bool corr, acc, clamp;
+};
+
+inline __m512i counts16(__m512i lo, __m512i hi) {  // the low dwords of lo's then hi's lanes
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  return _mm512_permutex2var_epi32(lo, even, hi);
+}
+
+inline __m512i dot16(const __m512i& k, __m512i cnt, bool corr, const __m512i& c) {
+  const __m512i d = _mm512_sub_epi32(k, _mm512_add_epi32(cnt, cnt));
+  return corr ? _mm512_sub_epi32(d, c) : d;
+}
+
+// Pixels i < MR of one tile, channels [ch, ch + channels) of the call (ch % 32 == 0). The
+// loops are unrolled so that the accumulators stay in registers.
+template <int MR, int NR>
+inline void store_fused(const Fused& f, const __m512i (&acc)[MR][NR], std::int64_t ch, int channels) {
+  constexpr int H = (NR + 1) / 2;  // 16-channel halves
+  const EpilogueParams& p = *f.p;
+  const std::int64_t c0 = f.channel0 + ch;
+  const __m512i k = _mm512_set1_epi32(p.k_bits);
+  __mmask16 m[H];
+  __m512i corr[H];
+#pragma GCC unroll 2
+  for (int h = 0; h < H; ++h) {
+    const int left = channels - 16 * h;
+    m[h] = mask16(left < 0 ? 0 : left);
+    corr[h] = f.corr ? _mm512_maskz_loadu_epi32(m[h], p.correction + c0 + 16 * h) : _mm512_setzero_si512();
+  }
+  __m512i cnt[MR][H];
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+    for (int h = 0; h < H; ++h)
+      cnt[i][h] = 2 * h + 1 < NR ? counts16(acc[i][2 * h], acc[i][2 * h + 1])
+                                 : _mm512_zextsi256_si512(_mm512_cvtepi64_epi32(acc[i][2 * h]));
+  if (f.kind == OutputKind::kFloat) {
+    __m512 mul[H], bias[H];
+#pragma GCC unroll 2
+    for (int h = 0; h < H; ++h) {
+      mul[h] = _mm512_maskz_loadu_ps(m[h], p.multiplier + c0 + 16 * h);
+      bias[h] = _mm512_maskz_loadu_ps(m[h], p.bias + c0 + 16 * h);
+    }
+    const __m512i amin = _mm512_set1_epi32(p.acc_min), amax = _mm512_set1_epi32(p.acc_max);
+    const __m512 lo = _mm512_set1_ps(p.clamp_min), hi = _mm512_set1_ps(p.clamp_max);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      float* out = reinterpret_cast<float*>(f.out + i * f.stride_bytes) + c0;
+#pragma GCC unroll 2
+      for (int h = 0; h < H; ++h) {
+        __m512i d = dot16(k, cnt[i][h], f.corr, corr[h]);
+        if (f.acc) d = _mm512_min_epi32(_mm512_max_epi32(d, amin), amax);
+        __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), mul[h], bias[h]);  // one rounding
+        if (f.clamp) y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
+        if (m[h] == 0xFFFF) _mm512_storeu_ps(out + 16 * h, y);
+        else _mm512_mask_storeu_ps(out + 16 * h, m[h], y);
+      }
+    }
+  } else {
+    __m512i sg[H], thr[H];
+#pragma GCC unroll 2
+    for (int h = 0; h < H; ++h) {
+      sg[h] = _mm512_maskz_loadu_epi32(m[h], p.sign + c0 + 16 * h);
+      thr[h] = _mm512_maskz_loadu_epi32(m[h], p.threshold + c0 + 16 * h);
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      std::uint32_t word = 0;
+#pragma GCC unroll 2
+      for (int h = 0; h < H; ++h) {
+        const __m512i sd = _mm512_mullo_epi32(dot16(k, cnt[i][h], f.corr, corr[h]), sg[h]);
+        word |= static_cast<std::uint32_t>(_mm512_mask_cmplt_epi32_mask(m[h], sd, thr[h])) << (16 * h);
+      }
+      std::memcpy(f.out + i * f.stride_bytes + (c0 / 32) * sizeof(word_t), &word, sizeof(word));
+    }
+  }
+}
+
 // c[i][8j + l] for i < MR, j < NR, l < lanes of block j (8 but the last: `last_lanes`);
-// pixel i's words of segment s start at a[s] + off + i * as.
+// pixel i's words of segment s start at a[s] + off + i * as. With `f`, outputs of the
+// tile's pixels (starting at f->out) instead, for channels [ch, ch + 8 * (NR - 1) + last).
 template <int MR, int NR>
 void tile_o8(std::int64_t k64, std::int64_t segs, const std::uint64_t* const* a, std::int64_t off,
              std::int64_t as, const std::uint64_t* w, std::int32_t* c, std::int64_t cs,
-             int last_lanes) {
+             int last_lanes, const Fused* f, std::int64_t ch) {
   __m512i acc[MR][NR];
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_si512();
@@ -100,6 +188,10 @@ void tile_o8(std::int64_t k64, std::int64_t segs, const std::uint64_t* const* a,
       }
     }
   }
+  if (f != nullptr) {
+    store_fused<MR, NR>(*f, acc, ch, 8 * (NR - 1) + last_lanes);
+    return;
+  }
   const __mmask8 tail = static_cast<__mmask8>((1u << last_lanes) - 1u);
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) {
@@ -110,7 +202,8 @@ void tile_o8(std::int64_t k64, std::int64_t segs, const std::uint64_t* const* a,
 }
 
 using TileO8 = void(std::int64_t, std::int64_t, const std::uint64_t* const*, std::int64_t,
-                    std::int64_t, const std::uint64_t*, std::int32_t*, std::int64_t, int);
+                    std::int64_t, const std::uint64_t*, std::int32_t*, std::int64_t, int,
+                    const Fused*, std::int64_t);
 
 template <int MR>
 TileO8* tile_o8_for(int nr) {
@@ -139,7 +232,17 @@ void bnn_b1_gemm_ukernel_6x32__avx512_vpopcntq_o8(std::int64_t m, std::int64_t n
                                                   std::int64_t k64, std::int64_t segments,
                                                   const std::uint64_t* const* a,
                                                   std::int64_t as, const std::uint64_t* w,
-                                                  std::int32_t* c, std::int64_t cs) {
+                                                  std::int32_t* c, std::int64_t cs,
+                                                  const O8Fused* fused) {
+  Fused f{};
+  std::int64_t out_bytes = 0;  // per pixel
+  if (fused != nullptr) {
+    const EpilogueParams& p = *fused->p;
+    out_bytes = fused->out_stride * (fused->kind == OutputKind::kFloat ? sizeof(float) : sizeof(word_t));
+    f = Fused{&p, fused->kind, static_cast<char*>(fused->out), out_bytes, fused->channel0,
+              p.correction != nullptr, p.acc_min != INT32_MIN || p.acc_max != INT32_MAX,
+              !(p.clamp_min == -INFINITY && p.clamp_max == INFINITY)};
+  }
   // Channel blocks outside, pixels inside: a 32-channel weight block (k64 * 256 bytes)
   // stays in L1 while every pixel tile of the chunk passes over it.
   for (std::int64_t j = 0; j < n; j += 8 * kNR) {
@@ -149,9 +252,19 @@ void bnn_b1_gemm_ukernel_6x32__avx512_vpopcntq_o8(std::int64_t m, std::int64_t n
     const std::uint64_t* wj = w + (j / 8) * k64 * 8;
     TileO8* full = tile_o8_for(kMR, nr);
     std::int64_t i = 0;
-    for (; i + kMR <= m; i += kMR) full(k64, segments, a, i * as, as, wj, c + i * cs + j, cs, last);
-    if (i < m)
-      tile_o8_for(static_cast<int>(m - i), nr)(k64, segments, a, i * as, as, wj, c + i * cs + j, cs, last);
+    for (; i + kMR <= m; i += kMR) {
+      Fused fi = f;
+      if (fused) fi.out += i * out_bytes;
+      full(k64, segments, a, i * as, as, wj, fused ? nullptr : c + i * cs + j, cs, last,
+           fused ? &fi : nullptr, j);
+    }
+    if (i < m) {
+      Fused fi = f;
+      if (fused) fi.out += i * out_bytes;
+      tile_o8_for(static_cast<int>(m - i), nr)(k64, segments, a, i * as, as, wj,
+                                              fused ? nullptr : c + i * cs + j, cs, last,
+                                              fused ? &fi : nullptr, j);
+    }
   }
 }
 
