@@ -167,6 +167,11 @@ void test_conv(KernelPath path, ThreadPool& two) {
       // Above the one-thread work threshold (2 x 16 x 17 pixels x 64 x 9 words): several
       // pixel chunks claimed by both threads; also 2 groups and odd pixel counts.
       {64, 64, 3, 1, 1, 1, 0, true, 16}, {128, 96, 3, 2, 1, 2, 1, true, 23},
+      // Rows wide enough (>= 24 interior columns) to be read in place, where the AVX-512
+      // GEMM applies the output transform in the tile: partial channel tiles (40, 36),
+      // zero-padding corrections, stride 2, and the flat 1x1 case.
+      {64, 40, 3, 1, 1, 1, 0, true, 25}, {64, 36, 3, 1, 1, 1, 1, true, 25},
+      {64, 40, 3, 2, 1, 1, 0, true, 51}, {64, 33, 1, 1, 1, 1, 1, false, 7},
   };
   for (const ConvCase& cc : cases) test_conv_case(cc, path, two);
 }
