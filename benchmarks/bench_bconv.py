@@ -59,8 +59,12 @@ def interleaved(fns: dict, repeats: int, rounds: int = 10, warmup: int = 5):
     Returns per callable the per-round medians (``rounds`` values) and the fastest single
     run. On a shared machine, long runs (torch, milliseconds) are preempted more often than
     short ones, which inflates median ratios; the ratio of fastest runs is the fairer one."""
-    for fn in fns.values():
-        time_us(fn, warmup)
+    start = time.perf_counter()
+    while True:  # at least `warmup` calls each and half a second in all (clock ramp-up)
+        for fn in fns.values():
+            time_us(fn, warmup)
+        if time.perf_counter() - start > 0.5:
+            break
     per_round = {name: [] for name in fns}
     fastest = {name: float("inf") for name in fns}
     for _ in range(rounds):

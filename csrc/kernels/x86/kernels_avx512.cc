@@ -87,12 +87,14 @@ struct Fused {
   bool corr, acc, clamp;
 };
 
-inline __m512i counts16(__m512i lo, __m512i hi) {  // the low dwords of lo's then hi's lanes
+#define BNNKIT_INLINE inline __attribute__((always_inline))
+
+BNNKIT_INLINE __m512i counts16(__m512i lo, __m512i hi) {  // the low dwords of lo's then hi's lanes
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   return _mm512_permutex2var_epi32(lo, even, hi);
 }
 
-inline __m512i dot16(const __m512i& k, __m512i cnt, bool corr, const __m512i& c) {
+BNNKIT_INLINE __m512i dot16(const __m512i& k, __m512i cnt, bool corr, const __m512i& c) {
   const __m512i d = _mm512_sub_epi32(k, _mm512_add_epi32(cnt, cnt));
   return corr ? _mm512_sub_epi32(d, c) : d;
 }
@@ -100,7 +102,7 @@ inline __m512i dot16(const __m512i& k, __m512i cnt, bool corr, const __m512i& c)
 // Pixels i < MR of one tile, channels [ch, ch + channels) of the call (ch % 32 == 0). The
 // loops are unrolled so that the accumulators stay in registers.
 template <int MR, int NR>
-inline void store_fused(const Fused& f, const __m512i (&acc)[MR][NR], std::int64_t ch, int channels) {
+BNNKIT_INLINE void store_fused(const Fused& f, const __m512i (&acc)[MR][NR], std::int64_t ch, int channels) {
   constexpr int H = (NR + 1) / 2;  // 16-channel halves
   const EpilogueParams& p = *f.p;
   const std::int64_t c0 = f.channel0 + ch;
@@ -170,7 +172,9 @@ void tile_o8(std::int64_t k64, std::int64_t segs, const std::uint64_t* const* a,
              std::int64_t as, const std::uint64_t* w, std::int32_t* c, std::int64_t cs,
              int last_lanes, const Fused* f, std::int64_t ch) {
   __m512i acc[MR][NR];
+#pragma GCC unroll 6
   for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_si512();
   const std::int64_t block = k64 * 8, len = k64 / segs;  // words between 8-channel blocks
   for (std::int64_t sg = 0; sg < segs; ++sg) {
@@ -178,11 +182,14 @@ void tile_o8(std::int64_t k64, std::int64_t segs, const std::uint64_t* const* a,
     const std::uint64_t* ws = w + sg * len * 8;
     for (std::int64_t k = 0; k < len; ++k) {
       __m512i wv[NR];
+#pragma GCC unroll 4
       for (int j = 0; j < NR; ++j) wv[j] = _mm512_loadu_si512(ws + j * block + k * 8);
+#pragma GCC unroll 6
       for (int i = 0; i < MR; ++i) {
         long long word;  // in-place input words may be only 4-byte aligned
         std::memcpy(&word, x0 + i * as + k, sizeof(word));
         const __m512i x = _mm512_set1_epi64(word);
+#pragma GCC unroll 4
         for (int j = 0; j < NR; ++j)
           acc[i][j] = _mm512_add_epi64(acc[i][j], _mm512_popcnt_epi64(_mm512_xor_si512(x, wv[j])));
       }
@@ -193,7 +200,9 @@ void tile_o8(std::int64_t k64, std::int64_t segs, const std::uint64_t* const* a,
     return;
   }
   const __mmask8 tail = static_cast<__mmask8>((1u << last_lanes) - 1u);
+#pragma GCC unroll 6
   for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
     for (int j = 0; j < NR; ++j) {
       const __m256i v = _mm512_cvtepi64_epi32(acc[i][j]);  // counts < 2^31
       if (j + 1 < NR || last_lanes == 8) _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + i * cs + 8 * j), v);
