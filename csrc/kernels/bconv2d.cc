@@ -472,8 +472,9 @@ void BConv2D::Impl::gemm_group(const Bgemm& gemm, std::int64_t g, std::int64_t m
 // for float and bit output the kernel applies the output transform itself (O8Fused) and
 // no popcounts go through memory. The border pixels of the chunk are gathered into one
 // GEMM call (full tiles rather than one latency-bound pixel per call), then take the
-// epilogue kernels. Popcount rows of `pop` are used in that order: inside runs (int32
-// output) at their offset from p0, border pixels from the start.
+// epilogue kernels. `pop` holds an inside run's popcounts (int32 output) at its offset
+// from p0 until its epilogue, right after its GEMM; the border pixels' popcounts then
+// fill it from the start.
 void BConv2D::Impl::gemm_in_place(const KernelTable& kt, const Bgemm& gemm, const word_t* input,
                                   void* output, std::int64_t p0, std::int64_t p1,
                                   std::vector<std::uint64_t>& a, std::int32_t* pop) const {
