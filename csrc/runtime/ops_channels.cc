@@ -20,9 +20,10 @@ namespace {
 using format::DType;
 using format::Op;
 
-// Channel count and pixel count (elements / C) of a rank-2 or rank-4 tensor.
-std::int64_t channels(const Tensor& t) { return t.shape[1]; }
-std::int64_t pixels(const Tensor& t) { return t.numel / t.shape[1]; }
+// Channel count (the packed axis, format::channel_axis: axis 1, or axis 0 of a rank-1
+// tensor) and pixel count (elements / C). Valid for every rank the format allows.
+std::int64_t channels(const Tensor& t) { return t.shape[format::channel_axis(t.shape.size())]; }
+std::int64_t pixels(const Tensor& t) { return t.numel / channels(t); }
 
 class BitLogic : public OpImpl {
  public:
