@@ -91,29 +91,47 @@ def _convert_once(name: str):
         return e
 
 
-# k-bit activation quantizers that take their range from the input (PokeBNN's 8- and 4-bit
-# dynamic-range quantizers) round x / s to an integer. Where x / s lies within float noise
-# of a rounding boundary k + 1/2, PyTorch and any other float implementation (a different
-# summation order in a conv or a pool, ~1e-7 relative) may round either way, and the output
-# jumps by a whole quantization step: matching within 1e-4 is then ill-posed, not a test of
-# the conversion. So the test input is drawn until every such quantizer input is at least
-# MIN_MARGIN steps from a boundary (the runtime's quantizer itself is bit-exact given the
-# same input: tests/test_runtime.py). Models without these quantizers keep the first draw.
-MIN_MARGIN, MAX_DRAWS = 1e-5, 10
+# Two kinds of activation quantizer make "match PyTorch within 1e-4" ill-posed on some
+# inputs, because their output jumps at a threshold and float noise (a different summation
+# order in a conv, a pool or a folded batch norm, ~1e-7 relative, growing along a float
+# residual stream) may put PyTorch and the runtime on different sides of it:
+# - k-bit quantizers that take their range from the input (PokeBNN's 8- and 4-bit
+#   dynamic-range quantizers) round x / s to an integer, and jump at k + 1/2;
+# - binary sign quantizers jump at 0, and one flipped sign moves the logits by far more
+#   than the tolerance. PyTorch picks its conv kernels by CPU, so a near-zero input that
+#   keeps its sign on one machine may flip on another (CI saw it on quicknet_large).
+# The runtime's quantizers are bit-exact given the same input (tests/test_runtime.py), so
+# these are not tests of the conversion. The test input is therefore the draw, among
+# DRAWS, that keeps the quantizer inputs farthest from their thresholds: rounding
+# boundaries at least MIN_MARGIN steps away (a hard requirement), and the smallest
+# non-zero sign input as large as possible relative to its sample's largest.
+MIN_MARGIN, DRAWS = 1e-5, 12
 
 
-def quantization_margin(model: torch.nn.Module, x: torch.Tensor) -> float:
-    """The smallest distance, in quantization steps, of x / s to a rounding boundary over
-    every input of a dynamic-range symmetric_quant / unsigned_quant activation quantizer."""
+def quantizer_margins(model: torch.nn.Module, x: torch.Tensor) -> tuple[float, float]:
+    """(rounding, sign) margins of input x: the smallest distance, in quantization steps,
+    of x / s to a rounding boundary over every input of a dynamic-range symmetric_quant /
+    unsigned_quant activation quantizer; and the smallest |t| / max|t| (per sample, exact
+    zeros left out: they are zero on both sides) over every input of a binary activation
+    quantizer."""
     from bnnkit.quantizers import SymmetricQuantizer, UnsignedQuantizer
+    from bnnkit.quantizers.binary import (
+        ApproxSign, ClippedSign, MagnitudeAwareSign, RSign, SteHeaviside, SteSign, SwishSign)
     from bnnkit.quantizers.multibit import symmetric_scale
 
-    margins = [float("inf")]
+    signs = (ApproxSign, ClippedSign, MagnitudeAwareSign, RSign, SteHeaviside, SteSign, SwishSign)
+    rounding, sign = [float("inf")], [float("inf")]
 
     def hook(q, inputs, _):
         t = inputs[0]
         if isinstance(t, torch.nn.Parameter):
             return  # a weight: folded to the same constant in the file
+        if isinstance(q, signs):
+            a = t.detach().double().abs().flatten(1)
+            rel = (a / a.amax(1, keepdim=True).clamp_min(1e-300))[a > 0]
+            if rel.numel():
+                sign.append(float(rel.min()))
+            return
         if isinstance(q, SymmetricQuantizer):
             s, top = symmetric_scale(t, q.bits, q.per_channel, None), 2 ** (q.bits - 1) - 1
         else:
@@ -121,26 +139,31 @@ def quantization_margin(model: torch.nn.Module, x: torch.Tensor) -> float:
         u = (t.double() / torch.where(s > 0, s, torch.ones_like(s)).double()).abs()
         inside = u[u < top]
         if inside.numel():
-            margins.append(float((inside - inside.floor() - 0.5).abs().min()))
+            rounding.append(float((inside - inside.floor() - 0.5).abs().min()))
 
-    quantizers = [m for m in model.modules() if isinstance(m, (SymmetricQuantizer, UnsignedQuantizer)) and m.bound is None]
-    handles = [m.register_forward_hook(hook) for m in quantizers]
+    watched = [m for m in model.modules()
+               if isinstance(m, signs) or (isinstance(m, (SymmetricQuantizer, UnsignedQuantizer)) and m.bound is None)]
+    handles = [m.register_forward_hook(hook) for m in watched]
     try:
         with torch.no_grad():
             model(x)
     finally:
         for h in handles:
             h.remove()
-    return min(margins)
+    return min(rounding), min(sign)
 
 
 def _test_input(model: torch.nn.Module) -> torch.Tensor:
     gen = torch.Generator().manual_seed(2)
-    for _ in range(MAX_DRAWS):
+    best, best_sign = None, -1.0
+    for _ in range(DRAWS):
         x = torch.randn(BATCH, 3, SIZE, SIZE, generator=gen)
-        if quantization_margin(model, x) >= MIN_MARGIN:
-            return x
-    raise AssertionError(f"no test input among {MAX_DRAWS} keeps the quantizer inputs {MIN_MARGIN} steps from a boundary")
+        rounding, sign = quantizer_margins(model, x)
+        if rounding >= MIN_MARGIN and sign > best_sign:
+            best, best_sign = x, sign
+    if best is None:
+        raise AssertionError(f"no test input among {DRAWS} keeps the quantizer inputs {MIN_MARGIN} steps from a boundary")
+    return best
 
 
 def _convert(name: str):
