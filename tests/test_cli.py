@@ -65,8 +65,12 @@ def test_train_stopped_by_max_steps_reports_it(tmp_path, capsys):
                      "--out-dir", str(tmp_path), "--hflip", "off"])
     assert code == 0
     out = capsys.readouterr().out
-    assert f"stopped after 2 steps (--max-steps), 0 whole epochs; checkpoint {tmp_path}" in out
-    assert "test accuracy" not in out  # no epoch finished, so nothing was evaluated
+    assert ("stopped at step 2 (--max-steps counts every step of the run, resumed ones included), "
+            f"0 whole epochs; checkpoint {tmp_path}") in out
+    # No epoch finished, yet the stopped model is evaluated and written as best.pt, so the
+    # README's `bnnkit eval OUT_DIR/best.pt` works after a short run too.
+    assert "test accuracy" in out and "after step 2" in out
+    assert (tmp_path / "best.pt").is_file() and (tmp_path / "last.pt").is_file()
     assert json.loads((tmp_path / "config.json").read_text())["hflip"] is False
 
 

@@ -320,3 +320,20 @@ def test_adam_is_fused_where_torch_has_it():
     opt = build_optimizer(tiny(), "bop+adam", TrainConfig(model=tiny()))
     adam = [o for o in opt.optimizers if isinstance(o, torch.optim.Adam)][0]
     assert all(g["fused"] for g in adam.param_groups)
+
+
+def test_train_returns_eval_mode_and_evaluates_a_max_steps_stop(tmp_path):
+    """train() hands back a model ready for inference (eval mode: one image goes through
+    its batch norms), and a run stopped by max_steps inside its first epoch still reports
+    the returned model's test accuracy and writes best.pt."""
+    result = train(cfg(out_dir=str(tmp_path), max_steps=3))
+    assert result.stopped_early and not result.model.training
+    assert all(not m.training for m in result.model.modules())
+    assert result.history == [] and result.test_acc is not None
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best["global_step"] == 3 and best["best_acc"] == result.test_acc
+    for key, value in result.model.state_dict().items():
+        assert torch.equal(best["model"][key], value), key
+    x, _ = next(iter(data.BatchLoader(data.synthetic(8, image_size=16), 1)))
+    with torch.no_grad():
+        assert result.model(x).shape[0] == 1

@@ -157,11 +157,11 @@ def _cmd_train(args) -> int:
     result = train(TrainConfig(**fields))
     where = f"; checkpoint {result.checkpoint}" if result.checkpoint else ""
     if result.stopped_early:
-        print(f"stopped after {result.global_step} steps (--max-steps), "
-              f"{result.epochs_completed} whole epochs{where}")
+        print(f"stopped at step {result.global_step} (--max-steps counts every step of the run, "
+              f"resumed ones included), {result.epochs_completed} whole epochs{where}")
     if result.test_acc is not None:
-        print(f"test accuracy {100 * result.test_acc:.2f} % after {result.epochs_completed} epochs"
-              + where)
+        at = f"step {result.global_step}" if result.stopped_early else f"{result.epochs_completed} epochs"
+        print(f"test accuracy {100 * result.test_acc:.2f} % after {at}{where}")
     return 0
 
 

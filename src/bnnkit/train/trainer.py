@@ -300,6 +300,7 @@ class _Run:
         self.history: list[dict[str, Any]] = []
         self.accum = self._zero_accum()
         self.best_acc, self.stripped = -1.0, []
+        self.stopped_eval: dict[str, float] | None = None
         self.phase = 0
 
     def log(self, msg: str) -> None:
@@ -483,6 +484,22 @@ class _Run:
             self.save(BEST)
         self.save()
 
+    def evaluate_stopped(self) -> None:
+        """A run stopped by ``max_steps`` inside an epoch: evaluate the model as it is (so
+        the run reports a test accuracy and writes ``best.pt`` like any other), without a
+        row in the per-epoch history."""
+        dist_mod.broadcast_buffers(self.model, self.info)
+        test = evaluate(self.model, self.test_ds, batch_size=self.cfg.eval_batch_size,
+                        device=self.device, channels_last=self.cfg.channels_last,
+                        bf16=self.bf16, info=self.info)
+        self.stopped_eval = test
+        self.log(f"stopped by max_steps at step {self.step} (epoch {self.epoch + 1}, batch "
+                 f"{self.batch}/{self.spe}; max_steps counts every step of the run, resumed "
+                 f"ones included): test loss {test['loss']:.4f} acc {100 * test['acc']:.2f}%")
+        if test["acc"] > self.best_acc:
+            self.best_acc = test["acc"]
+            self.save(BEST)
+
     def fit(self, writer: MetricsWriter) -> bool:
         """Run epochs until done or stopped; returns True when stopped early by max_steps."""
         if not self.restore():
@@ -492,6 +509,7 @@ class _Run:
             if self._phase_of(self.epoch) != self.phase:
                 self._enter_phase(self._phase_of(self.epoch))
             if not self.run_epoch():
+                self.evaluate_stopped()
                 self.save()
                 return True
             self.end_epoch()
@@ -522,8 +540,11 @@ class _Run:
 def train(config: TrainConfig | dict | None = None, **overrides) -> TrainResult:
     """Train per ``config`` (a :class:`TrainConfig`, a dict of its fields, or keywords).
 
-    Works the same when launched by ``torchrun`` (DDP over the ranks; rank 0 writes). Files
-    in ``out_dir``: ``last.pt`` (resumable), ``best.pt`` (best test accuracy),
+    Works the same when launched by ``torchrun`` (DDP over the ranks; rank 0 writes). The
+    returned model is in eval mode (ready for inference or ``bnnkit.convert``); its
+    ``test_acc`` is that of the returned model, also when ``max_steps`` stopped the run
+    inside an epoch. Files in ``out_dir``: ``last.pt`` (resumable), ``best.pt`` (best test
+    accuracy, evaluated at every epoch end and at a ``max_steps`` stop),
     ``metrics.csv``/``metrics.json``, ``config.json``, ``curves.png`` (with matplotlib).
     """
     cfg = _as_config(config, overrides)
@@ -546,8 +567,10 @@ def train(config: TrainConfig | dict | None = None, **overrides) -> TrainResult:
         run.release()
         dist_mod.cleanup(run.info)
     last = run.history[-1] if run.history else {}
-    return TrainResult(model=run.model, history=run.history, test_acc=last.get("test_acc"),
-                       test_loss=last.get("test_loss"), global_step=run.step,
+    final = run.stopped_eval or {"acc": last.get("test_acc"), "loss": last.get("test_loss")}
+    run.model.eval()
+    return TrainResult(model=run.model, history=run.history, test_acc=final["acc"],
+                       test_loss=final["loss"], global_step=run.step,
                        epochs_completed=run.epoch, stopped_early=stopped,
                        out_dir=run.out, checkpoint=run.out / LAST if run.out else None,
                        train_seconds=elapsed, config=cfg.to_dict())
