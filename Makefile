@@ -63,8 +63,15 @@ test-sanitize: install
 	$(VENV)/bin/cmake --build build/cpp-asan
 	cd build/cpp-asan && ../../$(VENV)/bin/ctest --output-on-failure
 
-bench: install
-	$(PY) -m bnnkit bench
+# A quick look at the runtime's speed: a zoo model converted at 32x32, timed at 1 and 2
+# threads with its per-op profile (benchmarks/ holds the side-by-side comparisons).
+BENCH_MODEL := build/bench/quicknet_small.bnn
+$(BENCH_MODEL): $(STAMP_BUILD)
+	mkdir -p $(dir $@)
+	$(PY) -m bnnkit convert quicknet_small --input-size 32 --num-classes 10 -o $@
+
+bench: install $(BENCH_MODEL)
+	$(PY) -m bnnkit bench $(BENCH_MODEL) --profile
 
 clean:
 	rm -rf build $(STAMP_BUILD) $(STAMP_DEPS) $(STAMP_DATA)

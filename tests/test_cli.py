@@ -119,6 +119,31 @@ def test_bench_works_without_torch(tmp_path):
     assert train.returncode == cli.EXIT_USAGE and "needs PyTorch" in train.stderr
 
 
+def test_bench_reports_spread_and_groups_the_profile(tmp_path, capsys):
+    import re
+
+    import torch
+
+    from bnnkit import models
+    from bnnkit.converter import convert
+
+    model = models.create("quicknet_tiny", num_classes=10, input_size=28, in_channels=1).eval()
+    path = convert(model, torch.zeros(1, 1, 28, 28), output=tmp_path / "m.bnn")
+    assert cli.main(["bench", str(path), "--runs", "5", "--threads", "1", "--profile", "--group"]) == 0
+    out = capsys.readouterr().out
+    m = re.search(r"1 thread\(s\): median ([0-9.]+) ms \(p10 ([0-9.]+), p90 ([0-9.]+)\) over 5 runs", out)
+    assert m and float(m[2]) <= float(m[1]) <= float(m[3])
+    assert "profile of the last run, 1 thread(s)" in out
+    rows = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
+            if re.match(r"^[a-z_0-9]+ +[0-9]+ +[0-9.]+ +[0-9.]+%$", line)}
+    import bnnkit.format as F
+
+    ops = F.read(path.read_bytes()).nodes
+    assert rows and rows == {op: sum(n.op == op for n in ops) for op in rows}
+    assert sum(rows.values()) == len(ops)
+    assert cli.main(["bench", str(path), "--runs", "0"]) == cli.EXIT_USAGE
+
+
 def test_convert_f16_reports_what_the_smaller_storage_changes(capsys, tmp_path):
     out = tmp_path / "q16.bnn"
     assert cli.main(["convert", "quicknet_tiny", "--input-size", "28", "--num-classes", "10",

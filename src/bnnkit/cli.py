@@ -246,11 +246,13 @@ def _report_storage_change(model, example, path, name, storage: str) -> None:
 
 
 def _add_bench(sub) -> None:
-    p = sub.add_parser("bench", help="time a .bnn model on the native runtime (median of many runs)")
+    p = sub.add_parser("bench", help="time a .bnn model on the native runtime (median and spread of many runs)")
     p.add_argument("model", help="a .bnn file")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default 1 2)")
     p.add_argument("--runs", type=int, default=50, help="timed runs after warm-up (default 50)")
-    p.add_argument("--profile", action="store_true", help="print the per-op profile of the last run")
+    p.add_argument("--profile", action="store_true",
+                   help="print the per-op profile of the last run (at the last thread count)")
+    p.add_argument("--group", action="store_true", help="with --profile: one line per op type")
     p.set_defaults(func=_cmd_bench)
 
 
@@ -258,20 +260,34 @@ def _cmd_bench(args) -> int:
     import numpy as np
 
     from bnnkit import kernels
-    from bnnkit.runtime import Interpreter, median_latency
+    from bnnkit.runtime import Interpreter, latency_stats
 
+    if args.runs < 1 or any(t < 1 for t in args.threads):
+        raise UserError("--runs and --threads must be >= 1")
     print(f"kernel path {kernels.active_path()}; CPU flags: {kernels.cpu_flags()}")
     for threads in args.threads:
         interp = Interpreter(args.model, num_threads=threads)
         x = np.random.default_rng(0).standard_normal(interp.input_shapes[0]).astype(np.float32)
-        ms = 1e3 * median_latency(interp, x, runs=args.runs)
-        print(f"{args.model}: {threads} thread(s): median {ms:.3f} ms over {args.runs} runs")
+        st = latency_stats(interp, x, runs=args.runs)
+        print(f"{args.model}: {threads} thread(s): median {1e3 * st.median:.3f} ms "
+              f"(p10 {1e3 * st.p10:.3f}, p90 {1e3 * st.p90:.3f}) over {st.runs} runs")
     if args.profile:
-        rows = sorted(interp.profile(), key=lambda e: -e.micros)
-        total = sum(e.micros for e in rows) or 1.0
-        print(f"{'op':<14} {'node':<32} {'kernel':<28} {'us':>9} {'share':>6}")
-        for e in rows:
-            print(f"{e.op:<14} {e.node[:32]:<32} {e.kernel[:28]:<28} {e.micros:9.1f} {100 * e.micros / total:5.1f}%")
+        entries = interp.profile()
+        total = sum(e.micros for e in entries) or 1.0
+        print(f"profile of the last run, {threads} thread(s), {total:.1f} us in ops:")
+        if args.group:
+            by_op: dict = {}
+            for e in entries:
+                n, us = by_op.get(e.op, (0, 0.0))
+                by_op[e.op] = (n + 1, us + e.micros)
+            print(f"{'op':<16} {'nodes':>5} {'us':>9} {'share':>6}")
+            for op, (n, us) in sorted(by_op.items(), key=lambda kv: -kv[1][1]):
+                print(f"{op:<16} {n:5d} {us:9.1f} {100 * us / total:5.1f}%")
+        else:
+            print(f"{'op':<14} {'node':<32} {'kernel':<28} {'us':>9} {'share':>6}")
+            for e in sorted(entries, key=lambda e: -e.micros):
+                print(f"{e.op:<14} {e.node[:32]:<32} {e.kernel[:28]:<28} {e.micros:9.1f} "
+                      f"{100 * e.micros / total:5.1f}%")
     return 0
 
 

@@ -136,8 +136,17 @@ class Interpreter:
             return [ProfileEntry(*e) for e in self._impl.profile()]
 
 
-def median_latency(interpreter: Interpreter, x, *, runs: int = 50, warmup: int = 5) -> float:
-    """Median wall time in seconds of ``interpreter.run(x)`` over ``runs`` runs after ``warmup``."""
+class LatencyStats(NamedTuple):
+    """Wall times in seconds of ``runs`` timed runs: the median and the 10th/90th percentiles."""
+
+    median: float
+    p10: float
+    p90: float
+    runs: int
+
+
+def latency_stats(interpreter: Interpreter, x, *, runs: int = 50, warmup: int = 5) -> LatencyStats:
+    """Time ``interpreter.run(x)`` ``runs`` times after ``warmup`` untimed runs."""
     import time
 
     if runs < 1 or warmup < 0:
@@ -149,4 +158,10 @@ def median_latency(interpreter: Interpreter, x, *, runs: int = 50, warmup: int =
         start = time.perf_counter()
         interpreter.run(x)
         times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    p10, median, p90 = np.percentile(times, [10, 50, 90])
+    return LatencyStats(float(median), float(p10), float(p90), runs)
+
+
+def median_latency(interpreter: Interpreter, x, *, runs: int = 50, warmup: int = 5) -> float:
+    """Median wall time in seconds of ``interpreter.run(x)`` over ``runs`` runs after ``warmup``."""
+    return latency_stats(interpreter, x, runs=runs, warmup=warmup).median
