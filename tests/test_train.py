@@ -337,3 +337,20 @@ def test_train_returns_eval_mode_and_evaluates_a_max_steps_stop(tmp_path):
     x, _ = next(iter(data.BatchLoader(data.synthetic(8, image_size=16), 1)))
     with torch.no_grad():
         assert result.model(x).shape[0] == 1
+
+
+def test_default_model_fits_the_default_data_set():
+    """`bnnkit train` with no options: the default model takes the default data set's
+    28x28 grey images (Fashion-MNIST)."""
+    from bnnkit import models
+
+    d = TrainConfig()
+    assert d.dataset == "fashion_mnist"
+    out = models.create(d.model, num_classes=10, input_size=28, in_channels=1).eval()(torch.zeros(2, 1, 28, 28))
+    assert out.shape == (2, 10)
+
+
+def test_a_model_too_large_for_the_images_is_named_with_what_fits(tmp_path):
+    with pytest.raises(ValueError, match=r"model 'quicknet_large' cannot take the 16x16 images of "
+                                         r"data set 'synthetic' .*that take 16x16: .*quicknet_tiny"):
+        train(cfg(model="quicknet_large", out_dir=str(tmp_path)))

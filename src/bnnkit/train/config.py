@@ -57,7 +57,7 @@ class TrainConfig:
         ``plots`` (PNG curves when matplotlib is installed), ``tensorboard``.
     """
 
-    model: Any = "quicknet_small"
+    model: Any = "quicknet_tiny"  # sized for the default data set's 28x28 images
     dataset: str = "fashion_mnist"
     epochs: int = 10
     batch_size: int = 128

@@ -96,9 +96,23 @@ def build_model(config: TrainConfig, dataset: bdata.ArrayDataset) -> nn.Module:
         return config.model
     from .. import models
 
-    c, h, _ = dataset.image_shape
+    c, h, w = dataset.image_shape
     kwargs = {"in_channels": c, **config.model_kwargs}
-    return models.create(config.model, num_classes=dataset.num_classes, input_size=h, **kwargs)
+    try:
+        return models.create(config.model, num_classes=dataset.num_classes, input_size=h, **kwargs)
+    except ValueError as e:
+        if "input too small" not in str(e):
+            raise
+        fits = []
+        for name in models.list_models():  # only on this error path: which would fit
+            try:
+                models.create(name, num_classes=dataset.num_classes, input_size=h, in_channels=c)
+                fits.append(name)
+            except ValueError:
+                pass
+        raise ValueError(
+            f"model {config.model!r} cannot take the {h}x{w} images of data set {config.dataset!r} "
+            f"({e}); models of the zoo that take {h}x{w}: {', '.join(fits) or 'none'}") from None
 
 
 def load_model(path: str | os.PathLike, map_location="cpu") -> nn.Module:
