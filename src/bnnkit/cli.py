@@ -219,14 +219,30 @@ def _load_source(args):
     return model.eval(), torch.zeros(1, channels, size, size), name
 
 
+def _preprocess_of(source: str):
+    """(preprocess, labels) a `bnnkit train` checkpoint records of its data set, else (None, None)."""
+    import os
+
+    if not (os.path.splitext(source)[1] == ".pt" or os.path.exists(source)):
+        return None, None
+    from bnnkit.train import checkpoint_meta
+
+    meta = checkpoint_meta(source)
+    if "mean" not in meta or "std" not in meta:
+        return None, None
+    return {"mean": meta["mean"], "std": meta["std"], "scale": 1 / 255}, meta.get("classes")
+
+
 def _cmd_convert(args) -> int:
     import time
 
     from bnnkit.converter import convert, size_report
 
     model, example, name = _load_source(args)
+    preprocess, labels = _preprocess_of(args.source)
     start = time.perf_counter()
-    path = convert(model, example, output=args.output, float_weights=args.float_weights, model_name=name)
+    path = convert(model, example, output=args.output, float_weights=args.float_weights, model_name=name,
+                   preprocess=preprocess, labels=labels)
     report = size_report(model, path)
     print(f"wrote {path}: {report['file_bytes']:,} bytes ({report['ratio']:.1f}x smaller than the "
           f"fp32 state_dict, {report['fp32_bytes']:,} bytes) in {time.perf_counter() - start:.1f} s")

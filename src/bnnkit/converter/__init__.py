@@ -88,7 +88,8 @@ def convert_graph(model, example_input, *, optimize: bool = True) -> Graph:
 
 
 def convert(model, example_input, *, output=None, float_weights: str = "f32",
-            model_name: str | None = None, optimize: bool = True):
+            model_name: str | None = None, optimize: bool = True, preprocess=None,
+            labels=None):
     """Convert ``model`` (in eval mode) to a ``.bnn`` file.
 
     Args:
@@ -99,6 +100,13 @@ def convert(model, example_input, *, output=None, float_weights: str = "f32",
         float_weights: ``"f32"`` or ``"f16"`` storage of float conv/dense weights.
         model_name: stored as the ``model.name`` metadata (default: the class name).
         optimize: run the passes (False keeps the lowered graph, for debugging).
+        preprocess: how raw images become the model's input, stored in the file so a
+            deployment with numpy alone can feed it: a :class:`bnnkit.preprocess.Preprocess`
+            or a dict ``{"mean": [...], "std": [...], "scale": 1/255}`` (one mean/std per
+            input channel). ``bnnkit convert`` fills it in from a ``bnnkit train``
+            checkpoint. ``Interpreter.run(raw, preprocess=True)`` applies it.
+        labels: class names, one per output of the (N, classes) output, stored as the
+            ``model.labels`` metadata (``Interpreter.labels``).
 
     Returns:
         The file's bytes, or the ``Path`` written when ``output`` is given.
@@ -108,8 +116,17 @@ def convert(model, example_input, *, output=None, float_weights: str = "f32",
     """
     from .emit import emit
 
+    from ..preprocess import Preprocess, labels_metadata
+
     _check_options(output, float_weights, model_name, optimize)
+    prep = Preprocess.coerce(preprocess)
+    if prep is not None and (example_input.dim() != 4 or example_input.shape[1] != len(prep.mean)):
+        raise ValueError(f"preprocess has {len(prep.mean)} channel statistics but the example input "
+                         f"has shape {tuple(example_input.shape)} (N, C, H, W expected)")
     g = convert_graph(model, example_input, optimize=optimize)
     meta = {"model.name": model_name or type(model).__name__}
+    meta.update(prep.to_metadata() if prep is not None else {})
+    out_shape = g.outputs[0].shape if len(g.outputs) == 1 else ()
+    meta.update(labels_metadata(labels, out_shape[-1] if len(out_shape) == 2 else None))
     payload = emit(g, output, metadata=meta, float_weights=float_weights)
     return Path(output) if output is not None else payload
