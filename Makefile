@@ -11,7 +11,7 @@ FMNIST_DIR  := /usr/share/datasets/fashion-mnist
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NATIVE_SRC  := $(shell find csrc -type f 2>/dev/null) CMakeLists.txt pyproject.toml
 
-.PHONY: all install data demo test test-py test-cpp test-sanitize bench clean
+.PHONY: all install data demo test test-py test-cpp test-sanitize bench docs clean
 
 all: install
 
@@ -72,6 +72,11 @@ $(BENCH_MODEL): $(STAMP_BUILD)
 
 bench: install $(BENCH_MODEL)
 	$(PY) -m bnnkit bench $(BENCH_MODEL) --profile
+
+# The documentation (Sphinx + MyST, API pages from the docstrings), warnings as errors.
+docs: install
+	$(PY) -m sphinx -W --keep-going -q -b html docs build/docs
+	@echo "docs: build/docs/index.html"
 
 clean:
 	rm -rf build $(STAMP_BUILD) $(STAMP_DEPS) $(STAMP_DATA)
