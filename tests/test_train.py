@@ -80,6 +80,35 @@ def test_curves_png_and_no_tensorboard_is_a_note_not_a_failure(tmp_path, monkeyp
         assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_progress_bar_only_on_a_terminal():
+    """With tqdm installed, a pipe or file gets the plain lines every log_every steps (no
+    bar redraws filling a log); a terminal gets the bar."""
+    import io
+
+    from bnnkit.train import progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    piped = io.StringIO()
+    bar = progress.Progress(4, "epoch 1/1", log_every=2, stream=piped)
+    for _ in range(4):
+        bar.update({"loss": 1.0})
+    bar.close({"loss": 1.0})
+    assert bar.bar is None and len(piped.getvalue().splitlines()) == 2
+    assert "\r" not in piped.getvalue()
+    tty = progress.Progress(4, "epoch 1/1", log_every=2, stream=Tty())
+    assert tty.bar is not None
+    tty.close({"loss": 1.0})
+
+
+def test_no_progress_still_prints_one_line_per_epoch(capsys):
+    train(cfg(epochs=2, progress=False))
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1", "epoch 2"]
+
+
 def test_plain_progress_lines_show_live_loss_accuracy_and_flips(monkeypatch):
     import io
 

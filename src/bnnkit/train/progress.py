@@ -1,7 +1,8 @@
 """Progress display and metric files (rank 0 only).
 
-* :class:`Progress`: a ``tqdm`` bar when tqdm is installed, else one plain line every
-  ``log_every`` steps and at the end of the epoch, with live loss / accuracy / flip ratio.
+* :class:`Progress`: a ``tqdm`` bar on a terminal (when tqdm is installed), else — piped
+  to a file, or without tqdm — one plain line every ``log_every`` steps and at the end of
+  the epoch, with live loss / accuracy / flip ratio.
 * :class:`MetricsWriter`: ``metrics.csv`` and ``metrics.json`` (one row per epoch, rewritten
   whole each epoch so they always match the run, resumed or not), ``curves.png`` when
   matplotlib is installed, and TensorBoard scalars when asked for and installed.
@@ -35,6 +36,13 @@ def format_stats(stats: dict[str, float]) -> str:
     return " ".join(parts)
 
 
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
 class Progress:
     """Per-epoch progress; ``enabled=False`` makes every method a no-op."""
 
@@ -43,7 +51,7 @@ class Progress:
         self.total, self.desc, self.enabled, self.log_every = total, desc, enabled, log_every
         self.stream = stream or sys.stderr
         self.count, self.start, self.bar = initial, time.perf_counter(), None
-        if enabled and _have("tqdm"):
+        if enabled and _have("tqdm") and _is_terminal(self.stream):
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=total, initial=initial, desc=desc, file=self.stream,

@@ -318,7 +318,9 @@ class _Run:
         self.phase = 0
 
     def log(self, msg: str) -> None:
-        if self.main and self.cfg.progress:
+        """One line on rank 0 (epoch results, resume and stop notes); ``progress=False`` turns
+        off the per-step bar and lines only."""
+        if self.main:
             print(msg, flush=True)
 
     def _load_data(self) -> None:
